@@ -1,0 +1,41 @@
+/*
+ * The broker's configuration: one immutable snapshot, filled from flags and
+ * an optional config file before any thread starts, then shared read-only
+ * (const) by every thread.
+ */
+#ifndef VOUCH_CORE_CONFIG_T_H
+#define VOUCH_CORE_CONFIG_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+#include <sys/socket.h>
+
+#define VOUCH_MAX_LISTENERS 16
+#define VOUCH_MAX_SHARDS 64
+
+struct vouch_listener {
+	char text[80];                 /* as given, "ADDR:PORT" */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls;
+};
+
+struct vouch_config {
+	struct vouch_listener listeners[VOUCH_MAX_LISTENERS];
+	int n_listeners;
+	int shards;                    /* 0 until resolved: online CPUs */
+	uint32_t max_connections;      /* broker-wide */
+	uint32_t max_packet_size;      /* bytes, whole packet */
+	uint32_t receive_maximum;      /* server's Receive Maximum */
+	uint32_t max_queued_messages;  /* per session */
+	uint32_t max_keepalive;        /* seconds; server keep alive cap */
+	uint32_t connect_timeout;      /* seconds */
+	uint32_t sys_interval;         /* seconds between $SYS updates */
+	uint32_t topic_alias_maximum;  /* aliases a client may use towards us */
+	int log_level;
+	bool io_compat;                /* force the Linux 5.10 fallbacks */
+	char data_dir[PATH_MAX];
+};
+
+#endif

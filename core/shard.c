@@ -1,0 +1,1052 @@
+/*
+ * The shard loop: one thread, one io_uring ring. Each turn reaps a batch of
+ * completions, then drains the inbound rings from other shards (after the
+ * reap, so a message posted before a client saw our answer is applied
+ * before that client's next packet), then dispatches the completions, runs
+ * due timers, lets the layer above finish the turn, flushes output, and
+ * wakes the peers it posted to.
+ */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/shard.h"
+#include "core/spsc.h"
+
+#define RING_ENTRIES 1024
+#define XRING_CAP 8192
+#define CQE_BATCH 256
+
+static struct spsc *ring_to(struct broker_rt *rt, int to, int from)
+{
+	return &rt->rings[to * (rt->n + 1) + from];
+}
+
+struct io_uring_sqe *shard_sqe(struct shard *sh)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+	if (!sqe) {
+		io_uring_submit(&sh->ring);
+		sqe = io_uring_get_sqe(&sh->ring);
+	}
+	return sqe;
+}
+
+int shard_timer(struct shard *sh, uint64_t at_ms, uint32_t kind, uint32_t id, uint32_t gen)
+{
+	return timer_add(&sh->timers, at_ms, kind, id, gen);
+}
+
+/* ---- cross-shard messages ---- */
+
+int shard_post(struct shard *sh, int to, const struct xmsg *m)
+{
+	struct broker_rt *rt = sh->rt;
+	struct spsc *q = ring_to(rt, to, sh->id);
+	if (sh->backlog_n[to] == 0 && spsc_push_mt(q, m) == 0) {
+		sh->wake_mask |= 1ull << to;
+		return 0;
+	}
+	if (sh->backlog_n[to] == sh->backlog_cap[to]) {
+		uint32_t nc = sh->backlog_cap[to] ? sh->backlog_cap[to] * 2 : 1024;
+		struct xmsg *nb = realloc(sh->backlog[to], nc * sizeof *nb);
+		if (!nb)
+			return -ENOMEM;
+		sh->backlog[to] = nb;
+		sh->backlog_cap[to] = nc;
+	}
+	sh->backlog[to][sh->backlog_n[to]++] = *m;
+	return 0;
+}
+
+static void flush_backlogs(struct shard *sh)
+{
+	for (int to = 0; to < sh->rt->n; to++) {
+		uint32_t n = sh->backlog_n[to], i = 0;
+		if (!n)
+			continue;
+		struct spsc *q = ring_to(sh->rt, to, sh->id);
+		while (i < n && spsc_push_mt(q, &sh->backlog[to][i]) == 0)
+			i++;
+		if (i) {
+			memmove(sh->backlog[to], sh->backlog[to] + i, (n - i) * sizeof(struct xmsg));
+			sh->backlog_n[to] = n - i;
+			sh->wake_mask |= 1ull << to;
+		}
+	}
+}
+
+static void send_wakes(struct shard *sh)
+{
+	uint64_t m = sh->wake_mask;
+	sh->wake_mask = 0;
+	while (m) {
+		int to = __builtin_ctzll(m);
+		m &= m - 1;
+		if (to == sh->id)
+			continue; /* drained at the start of our next turn */
+		if (spsc_should_wake_mt(ring_to(sh->rt, to, sh->id)))
+			sh->io->wake(sh, &sh->rt->shards[to]);
+	}
+}
+
+int rt_post_external_mt(struct broker_rt *rt, int to, const struct xmsg *m)
+{
+	struct spsc *q = ring_to(rt, to, rt->n);
+	int rc = spsc_push_mt(q, m);
+	if (rc == 0 && spsc_should_wake_mt(q)) {
+		uint64_t one = 1;
+		ssize_t w = write(rt->shards[to].eventfd, &one, sizeof one);
+		(void)w;
+	}
+	return rc;
+}
+
+static bool has_backlog(struct shard *sh)
+{
+	for (int to = 0; to < sh->rt->n; to++)
+		if (sh->backlog_n[to])
+			return true;
+	return false;
+}
+
+static void drain_rings(struct shard *sh)
+{
+	struct broker_rt *rt = sh->rt;
+	struct xmsg m;
+	for (int from = 0; from <= rt->n; from++) {
+		struct spsc *q = ring_to(rt, sh->id, from);
+		spsc_arm_mt(q);
+		/* Bounded per turn so a flooding peer cannot starve our clients;
+		 * leftovers make the next wait non-blocking. */
+		for (int k = 0; k < 4096 && spsc_pop_mt(q, &m); k++)
+			sh->ops->on_xmsg(sh, &m);
+	}
+}
+
+static bool rings_pending(struct shard *sh)
+{
+	struct broker_rt *rt = sh->rt;
+	for (int from = 0; from <= rt->n; from++) {
+		struct spsc *q = ring_to(rt, sh->id, from);
+		if (atomic_load_explicit(&q->tail, memory_order_acquire) !=
+		    atomic_load_explicit(&q->head, memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+/* ---- connections ---- */
+
+struct conn *shard_conn(struct shard *sh, uint32_t slot, uint32_t gen)
+{
+	if (slot >= sh->n_slots)
+		return NULL;
+	struct conn *c = sh->conns[slot];
+	return c && c->gen == gen ? c : NULL;
+}
+
+static struct conn *conn_new(struct shard *sh, int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	uint32_t slot;
+	if (sh->n_free) {
+		slot = sh->free_slots[--sh->n_free];
+	} else {
+		if (sh->n_slots == sh->cap_slots) {
+			uint32_t nc = sh->cap_slots ? sh->cap_slots * 2 : 1024;
+			if (nc > 0xffffff) {
+				free(c);
+				return NULL;
+			}
+			struct conn **nv = realloc(sh->conns, nc * sizeof *nv);
+			uint32_t *nf = realloc(sh->free_slots, nc * sizeof *nf);
+			if (nv)
+				sh->conns = nv;
+			if (nf)
+				sh->free_slots = nf;
+			if (!nv || !nf) {
+				free(c);
+				return NULL;
+			}
+			sh->cap_slots = nc;
+		}
+		slot = sh->n_slots++;
+		sh->conns[slot] = NULL;
+	}
+	static __thread uint32_t gen_seq;
+	c->slot = slot;
+	c->gen = ++gen_seq;
+	c->fd = fd;
+	c->opened_ms = sh->now_ms;
+	sh->conns[slot] = c;
+	sh->n_conns++;
+	atomic_store_explicit(&sh->stats.conns, sh->n_conns, memory_order_relaxed);
+	return c;
+}
+
+static void out_drop_all(struct shard *sh, struct conn *c);
+
+static void conn_free(struct shard *sh, struct conn *c, bool exported)
+{
+	if (!exported) {
+		if (sh->ops->on_closed)
+			sh->ops->on_closed(sh, c);
+		if (c->tr && c->tr->on_free)
+			c->tr->on_free(sh, c);
+		if (c->fd >= 0)
+			close(c->fd);
+		atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
+	}
+	out_drop_all(sh, c);
+	free(c->segs);
+	free(c->in);
+	sh->conns[c->slot] = NULL;
+	sh->free_slots[sh->n_free++] = c->slot;
+	sh->n_conns--;
+	atomic_store_explicit(&sh->stats.conns, sh->n_conns, memory_order_relaxed);
+	free(c);
+}
+
+/* Free the connection once the kernel holds nothing of it. */
+static void conn_maybe_free(struct shard *sh, struct conn *c)
+{
+	if (c->inflight)
+		return;
+	if (c->state == CONN_SHUTDOWN) {
+		conn_free(sh, c, false);
+	} else if (c->state == CONN_DETACHING) {
+		void (*cb)(struct shard *, struct conn *) = c->detach_cb;
+		c->detach_cb = NULL;
+		cb(sh, c);
+		conn_free(sh, c, true);
+	}
+}
+
+static void conn_shutdown(struct shard *sh, struct conn *c)
+{
+	if (c->state == CONN_SHUTDOWN)
+		return;
+	c->state = CONN_SHUTDOWN;
+	/* Wakes any recv or send the kernel holds for this socket. */
+	shutdown(c->fd, SHUT_RDWR);
+	conn_maybe_free(sh, c);
+}
+
+void conn_close(struct shard *sh, struct conn *c, bool flush)
+{
+	if (c->state == CONN_SHUTDOWN || c->state == CONN_DETACHING)
+		return;
+	if (flush && c->out_queued > 0) {
+		if (c->state != CONN_CLOSING) {
+			c->state = CONN_CLOSING;
+			c->close_deadline_ms = sh->now_ms + 2000;
+			shard_timer(sh, c->close_deadline_ms, 0, c->slot, c->gen);
+		}
+		return;
+	}
+	conn_shutdown(sh, c);
+}
+
+void conn_pause_input(struct shard *sh, struct conn *c)
+{
+	(void)sh;
+	c->input_paused = true;
+}
+
+void conn_resume_input(struct shard *sh, struct conn *c)
+{
+	if (!c->input_paused)
+		return;
+	c->input_paused = false;
+	if (c->state == CONN_OPEN && !c->recv_armed)
+		sh->io->arm_recv(sh, c);
+}
+
+static int in_reserve(struct conn *c, uint32_t extra)
+{
+	if (c->in_len + extra <= c->in_cap)
+		return 0;
+	uint32_t nc = c->in_cap ? c->in_cap : 4096;
+	while (nc < c->in_len + extra)
+		nc *= 2;
+	uint8_t *nb = realloc(c->in, nc);
+	if (!nb)
+		return -ENOMEM;
+	c->in = nb;
+	c->in_cap = nc;
+	return 0;
+}
+
+/* Offer input to the layer above: zero-copy from the kernel's buffer when
+ * nothing is pending, else through c->in. Used by transports too. */
+int conn_deliver_input(struct shard *sh, struct conn *c, const uint8_t *p, uint32_t n)
+{
+	if (c->in_len == 0) {
+		uint32_t used = sh->ops->on_input(sh, c, p, n);
+		if (used >= n || c->state != CONN_OPEN)
+			return 0;
+		p += used;
+		n -= used;
+		if (in_reserve(c, n) != 0)
+			return -ENOMEM;
+		memcpy(c->in, p, n);
+		c->in_len = n;
+		return 0;
+	}
+	if (in_reserve(c, n) != 0)
+		return -ENOMEM;
+	memcpy(c->in + c->in_len, p, n);
+	c->in_len += n;
+	uint32_t used = sh->ops->on_input(sh, c, c->in, c->in_len);
+	if (used > c->in_len)
+		used = c->in_len;
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	if (c->in_len == 0 && c->in_cap > 65536) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	return 0;
+}
+
+/* ---- output ---- */
+
+static int seg_push(struct conn *c, const struct outseg *s)
+{
+	if (c->seg_n == c->seg_cap) {
+		uint32_t nc = c->seg_cap ? c->seg_cap * 2 : 16;
+		struct outseg *ns = malloc(nc * sizeof *ns);
+		if (!ns)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < c->seg_n; i++)
+			ns[i] = c->segs[(c->seg_head + i) % c->seg_cap];
+		free(c->segs);
+		c->segs = ns;
+		c->seg_head = 0;
+		c->seg_cap = nc;
+	}
+	c->segs[(c->seg_head + c->seg_n) % c->seg_cap] = *s;
+	c->seg_n++;
+	return 0;
+}
+
+static struct outseg *seg_last(struct conn *c)
+{
+	return c->seg_n ? &c->segs[(c->seg_head + c->seg_n - 1) % c->seg_cap] : NULL;
+}
+
+static void mark_dirty(struct shard *sh, struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = sh->dirty_head;
+	sh->dirty_head = c->slot + 1;
+}
+
+uint8_t *conn_reserve(struct shard *sh, struct conn *c, uint32_t n)
+{
+	(void)sh;
+	if (n > OUTBLK_SIZE)
+		return NULL;
+	struct outblk *b = c->blk_tail;
+	if (!b || OUTBLK_SIZE - b->used < n) {
+		b = malloc(sizeof *b);
+		if (!b)
+			return NULL;
+		b->next = NULL;
+		b->used = 0;
+		b->refs = 1; /* the tail reference */
+		if (c->blk_tail && --c->blk_tail->refs == 0)
+			free(c->blk_tail);
+		c->blk_tail = b;
+	}
+	return b->data + b->used;
+}
+
+void conn_commit(struct shard *sh, struct conn *c, uint32_t n)
+{
+	if (n == 0)
+		return;
+	struct outblk *b = c->blk_tail;
+	const uint8_t *p = b->data + b->used;
+	struct outseg *last = seg_last(c);
+	/* Extend the previous segment when it ends right here: fewer iovecs.
+	 * Safe even while it is in flight: the iovec kept the old length and
+	 * out_consume() sends the rest later. */
+	if (last && last->blk == b && last->p + last->len == p) {
+		last->len += n;
+	} else {
+		struct outseg s = { p, n, b, NULL };
+		if (seg_push(c, &s) != 0)
+			return; /* out of memory: the bytes are lost; caller's
+				   connection will fail on the protocol level */
+		b->refs++;
+	}
+	b->used += n;
+	c->out_queued += n;
+	mark_dirty(sh, c);
+}
+
+int conn_write(struct shard *sh, struct conn *c, const void *p, uint32_t n)
+{
+	const uint8_t *src = p;
+	while (n > 0) {
+		uint32_t chunk = n > OUTBLK_SIZE ? OUTBLK_SIZE : n;
+		uint8_t *dst = conn_reserve(sh, c, chunk);
+		if (!dst)
+			return -ENOMEM;
+		memcpy(dst, src, chunk);
+		conn_commit(sh, c, chunk);
+		src += chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+int conn_write_ref(struct shard *sh, struct conn *c, const void *p, uint32_t n, void *ref)
+{
+	if (n == 0) {
+		sh->ops->release_ref(ref);
+		return 0;
+	}
+	struct outseg s = { p, n, NULL, ref };
+	if (seg_push(c, &s) != 0) {
+		sh->ops->release_ref(ref);
+		return -ENOMEM;
+	}
+	c->out_queued += n;
+	mark_dirty(sh, c);
+	return 0;
+}
+
+static void seg_release(struct shard *sh, struct conn *c, struct outseg *s)
+{
+	(void)c;
+	if (s->ref)
+		sh->ops->release_ref(s->ref);
+	if (s->blk && --s->blk->refs == 0)
+		free(s->blk);
+}
+
+static void out_drop_all(struct shard *sh, struct conn *c)
+{
+	while (c->seg_n) {
+		seg_release(sh, c, &c->segs[c->seg_head]);
+		c->seg_head = (c->seg_head + 1) % c->seg_cap;
+		c->seg_n--;
+	}
+	if (c->blk_tail && --c->blk_tail->refs == 0)
+		free(c->blk_tail);
+	c->blk_tail = NULL;
+	c->out_queued = 0;
+}
+
+/* Consume n sent bytes from the head of the queue. */
+static void out_consume(struct shard *sh, struct conn *c, uint32_t n)
+{
+	c->out_queued -= n;
+	while (n > 0 && c->seg_n) {
+		struct outseg *s = &c->segs[c->seg_head];
+		uint32_t left = s->len - c->seg_off;
+		if (n < left) {
+			c->seg_off += n;
+			return;
+		}
+		n -= left;
+		c->seg_off = 0;
+		seg_release(sh, c, s);
+		c->seg_head = (c->seg_head + 1) % c->seg_cap;
+		c->seg_n--;
+	}
+}
+
+static void start_send(struct shard *sh, struct conn *c)
+{
+	if (c->send_inflight || c->seg_n == 0 || c->state == CONN_SHUTDOWN)
+		return;
+	if (c->tr && c->tr->on_flush && c->tr->on_flush(sh, c) != 0) {
+		conn_shutdown(sh, c);
+		return;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < c->seg_n && k < CONN_MAX_IOV; i++, k++) {
+		struct outseg *s = &c->segs[(c->seg_head + i) % c->seg_cap];
+		uint32_t off = i == 0 ? c->seg_off : 0;
+		c->iov[k].iov_base = (void *)(s->p + off);
+		c->iov[k].iov_len = s->len - off;
+	}
+	if (k == 0)
+		return;
+	memset(&c->mh, 0, sizeof c->mh);
+	c->mh.msg_iov = c->iov;
+	c->mh.msg_iovlen = k;
+	c->sent_iov_n = k;
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	if (!sqe)
+		return; /* retried next turn: stays dirty */
+	io_uring_prep_sendmsg(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, io_ud(OP_SEND, c->slot, c->gen));
+	c->send_inflight = true;
+	c->inflight++;
+}
+
+static void flush_dirty(struct shard *sh)
+{
+	uint32_t s = sh->dirty_head;
+	sh->dirty_head = 0;
+	while (s) {
+		struct conn *c = sh->conns[s - 1];
+		s = c ? c->dirty_next : 0;
+		if (!c)
+			break;
+		c->dirty = false;
+		if (c->state == CONN_SHUTDOWN || c->state == CONN_DETACHING)
+			continue;
+		start_send(sh, c);
+		if (c->seg_n > 0 && !c->send_inflight)
+			mark_dirty(sh, c); /* no SQE: try again */
+	}
+}
+
+static void on_send_cqe(struct shard *sh, struct conn *c, int res)
+{
+	c->send_inflight = false;
+	c->inflight--;
+	if (res < 0 || c->state == CONN_SHUTDOWN) {
+		if (c->state != CONN_SHUTDOWN)
+			conn_shutdown(sh, c);
+		else
+			conn_maybe_free(sh, c);
+		return;
+	}
+	atomic_store_explicit(&sh->stats.bytes_out,
+			      atomic_load_explicit(&sh->stats.bytes_out, memory_order_relaxed) + (uint64_t)res,
+			      memory_order_relaxed);
+	out_consume(sh, c, (uint32_t)res);
+	if (c->seg_n) {
+		start_send(sh, c);
+	} else if (c->state == CONN_CLOSING) {
+		conn_shutdown(sh, c);
+	} else if (c->state == CONN_DETACHING) {
+		conn_maybe_free(sh, c);
+	}
+}
+
+/* ---- recv ---- */
+
+static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (!more) {
+		c->recv_armed = false;
+		c->inflight--;
+	}
+	int res = cqe->res;
+	int bid = -1;
+	if (res > 0) {
+		const uint8_t *p = sh->io->recv_data(sh, c, cqe, &bid);
+		atomic_store_explicit(&sh->stats.bytes_in,
+				      atomic_load_explicit(&sh->stats.bytes_in, memory_order_relaxed) + (uint64_t)res,
+				      memory_order_relaxed);
+		if (c->state == CONN_OPEN || c->state == CONN_DETACHING) {
+			if (c->state == CONN_DETACHING || c->input_paused) {
+				/* keep the bytes for later / for the new shard */
+				if (in_reserve(c, (uint32_t)res) == 0) {
+					if (p != c->in + c->in_len)
+						memcpy(c->in + c->in_len, p, (size_t)res);
+					c->in_len += (uint32_t)res;
+				}
+			} else if (c->tr && c->tr->on_bytes) {
+				if (c->tr->on_bytes(sh, c, p, (uint32_t)res) != 0)
+					conn_close(sh, c, true);
+			} else if (p == c->in + c->in_len) {
+				/* compat path: the bytes landed in c->in */
+				c->in_len += (uint32_t)res;
+				uint32_t used = sh->ops->on_input(sh, c, c->in, c->in_len);
+				if (used > c->in_len)
+					used = c->in_len;
+				memmove(c->in, c->in + used, c->in_len - used);
+				c->in_len -= used;
+			} else if (conn_deliver_input(sh, c, p, (uint32_t)res) != 0) {
+				conn_close(sh, c, false);
+			}
+		}
+		if (bid >= 0)
+			sh->io->recycle(sh, bid);
+	} else if (res == -ENOBUFS) {
+		/* ring buffers exhausted: re-arm below */
+	} else if (res == 0 || (res < 0 && res != -ECANCELED && res != -EINTR)) {
+		/* peer closed or error */
+		if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
+			c->state = CONN_CLOSING;
+			conn_shutdown(sh, c);
+			return;
+		}
+	}
+	if (!more) {
+		if (c->state == CONN_OPEN && !c->input_paused)
+			sh->io->arm_recv(sh, c);
+		else
+			conn_maybe_free(sh, c);
+	}
+}
+
+/* ---- accept / adopt ---- */
+
+static void conn_started(struct shard *sh, struct conn *c)
+{
+	sh->ops->on_open(sh, c);
+	if (c->state == CONN_OPEN && !c->recv_armed && !c->input_paused)
+		sh->io->arm_recv(sh, c);
+}
+
+static void peer_text(struct conn *c)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port = 0;
+	if (c->peer.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+		port = ntohs(a->sin_port);
+		snprintf(c->peer_text, sizeof c->peer_text, "%s:%u", host, port);
+	} else if (c->peer.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+		port = ntohs(a->sin6_port);
+		snprintf(c->peer_text, sizeof c->peer_text, "[%s]:%u", host, port);
+	} else {
+		snprintf(c->peer_text, sizeof c->peer_text, "unknown");
+	}
+}
+
+static void on_accept_cqe(struct shard *sh, int li, struct io_uring_cqe *cqe)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (!more)
+		sh->accept_armed[li] = false;
+	int fd = cqe->res;
+	if (fd >= 0) {
+		uint32_t now = atomic_fetch_add_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
+		struct conn *c = NULL;
+		if (now >= sh->cfg->max_connections || sh->stopping ||
+		    !(c = conn_new(sh, fd))) {
+			atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
+			atomic_store_explicit(&sh->stats.refused,
+					      atomic_load_explicit(&sh->stats.refused, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+			if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
+				log_warn("refusing connection: %s", sh->stopping ? "shutting down" : "max-connections reached");
+			close(fd);
+		} else {
+			atomic_store_explicit(&sh->stats.accepted,
+					      atomic_load_explicit(&sh->stats.accepted, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+			c->listener = (uint8_t)li;
+			socklen_t al = sizeof c->peer;
+			getpeername(fd, (struct sockaddr *)&c->peer, &al);
+			peer_text(c);
+			conn_started(sh, c);
+		}
+	} else if (fd != -ECANCELED && fd != -EAGAIN && fd != -EINTR) {
+		if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
+			log_warn("accept: %s", strerror(-fd));
+	}
+	if (!sh->accept_armed[li] && !sh->stopping)
+		sh->io->arm_accept(sh, li);
+}
+
+int conn_detach(struct shard *sh, struct conn *c, void (*cb)(struct shard *sh, struct conn *c))
+{
+	if (c->state != CONN_OPEN)
+		return -EINVAL;
+	c->state = CONN_DETACHING;
+	c->detach_cb = cb;
+	if (c->recv_armed) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, io_ud(OP_RECV, c->slot, c->gen), 0);
+			io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, c->slot, c->gen));
+		}
+	}
+	conn_maybe_free(sh, c);
+	return 0;
+}
+
+void conn_export(struct shard *sh, struct conn *c, struct conn_xfer *x)
+{
+	(void)sh;
+	memset(x, 0, sizeof *x);
+	x->fd = c->fd;
+	x->listener = c->listener;
+	x->peer = c->peer;
+	x->in = c->in;
+	x->in_len = c->in_len;
+	x->in_cap = c->in_cap;
+	x->tr = c->tr;
+	x->tr_ctx = c->tr_ctx;
+	x->upper = c->upper;
+	x->opened_ms = c->opened_ms;
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+	c->fd = -1;
+	c->tr = NULL;
+	c->tr_ctx = NULL;
+	c->upper = NULL;
+}
+
+int shard_adopt(struct shard *sh, struct conn_xfer *x)
+{
+	struct conn *c = sh->stopping ? NULL : conn_new(sh, x->fd);
+	if (!c) {
+		close(x->fd);
+		atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
+		free(x->in);
+		return -ENOMEM;
+	}
+	c->listener = x->listener;
+	c->peer = x->peer;
+	peer_text(c);
+	c->tr = x->tr;
+	c->tr_ctx = x->tr_ctx;
+	c->upper = x->upper;
+	c->opened_ms = x->opened_ms;
+	uint8_t *pending = x->in;
+	uint32_t n = x->in_len;
+	sh->ops->on_open(sh, c);
+	if (n && c->state == CONN_OPEN)
+		conn_deliver_input(sh, c, pending, n);
+	free(pending);
+	if (c->state == CONN_OPEN && !c->recv_armed && !c->input_paused)
+		sh->io->arm_recv(sh, c);
+	return 0;
+}
+
+/* ---- the loop ---- */
+
+static void arm_eventfd(struct shard *sh)
+{
+	if (sh->eventfd_armed)
+		return;
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	if (!sqe)
+		return;
+	io_uring_prep_read(sqe, sh->eventfd, &sh->eventfd_val, sizeof sh->eventfd_val, 0);
+	io_uring_sqe_set_data64(sqe, io_ud(OP_EVENTFD, 0, 0));
+	sh->eventfd_armed = true;
+}
+
+static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	if (ud == LIBURING_UDATA_TIMEOUT)
+		return;
+	enum io_op op = (enum io_op)(ud & 0xff);
+	uint32_t slot = (uint32_t)(ud >> 8) & 0xffffff;
+	uint32_t gen = (uint32_t)(ud >> 32);
+	switch (op) {
+	case OP_ACCEPT:
+		on_accept_cqe(sh, (int)slot, cqe);
+		return;
+	case OP_WAKE:
+	case OP_CANCEL:
+		return;
+	case OP_EVENTFD:
+		sh->eventfd_armed = false;
+		arm_eventfd(sh);
+		return;
+	case OP_RECV:
+	case OP_SEND: {
+		struct conn *c = shard_conn(sh, slot, gen);
+		if (!c) {
+			/* a buffer picked for a dead connection goes back */
+			if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER) && sh->bufring)
+				sh->io->recycle(sh, (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+			return;
+		}
+		if (op == OP_RECV)
+			on_recv_cqe(sh, c, cqe);
+		else
+			on_send_cqe(sh, c, cqe->res);
+		return;
+	}
+	}
+}
+
+static void run_timers(struct shard *sh)
+{
+	struct timer_ent t;
+	while (timer_pop_due(&sh->timers, sh->now_ms, &t)) {
+		if (t.kind == 0) {
+			/* core: close deadline of a flushing connection */
+			struct conn *c = shard_conn(sh, t.id, t.gen);
+			if (c && c->state == CONN_CLOSING && sh->now_ms >= c->close_deadline_ms)
+				conn_shutdown(sh, c);
+			continue;
+		}
+		sh->ops->on_timer(sh, &t);
+	}
+}
+
+static void shard_turn(struct shard *sh, bool block)
+{
+	struct io_uring_cqe *cqes[CQE_BATCH];
+	uint64_t next = timer_next(&sh->timers);
+	bool busy = !block || rings_pending(sh) || has_backlog(sh) || sh->dirty_head;
+	struct __kernel_timespec ts = { 0, 0 };
+	if (!busy && next != UINT64_MAX) {
+		uint64_t d = next > sh->now_ms ? next - sh->now_ms : 0;
+		ts.tv_sec = (long long)(d / 1000);
+		ts.tv_nsec = (long long)(d % 1000) * 1000000;
+	} else if (!busy) {
+		ts.tv_sec = 1;
+	}
+	struct io_uring_cqe *first;
+	if (busy)
+		io_uring_submit_and_get_events(&sh->ring);
+	else
+		io_uring_submit_and_wait_timeout(&sh->ring, &first, 1, &ts, NULL);
+	uint64_t t0 = time_now_ms();
+	sh->now_ms = t0;
+	unsigned n = io_uring_peek_batch_cqe(&sh->ring, cqes, CQE_BATCH);
+	/* Copy, so the CQ can be released before dispatching (handlers may
+	 * submit). */
+	struct io_uring_cqe local[CQE_BATCH];
+	for (unsigned i = 0; i < n; i++)
+		local[i] = *cqes[i];
+	io_uring_cq_advance(&sh->ring, n);
+	drain_rings(sh);
+	for (unsigned i = 0; i < n; i++)
+		dispatch(sh, &local[i]);
+	run_timers(sh);
+	if (sh->ops->on_turn_end)
+		sh->ops->on_turn_end(sh);
+	flush_dirty(sh);
+	flush_backlogs(sh);
+	send_wakes(sh);
+	atomic_store_explicit(&sh->stats.turns,
+			      atomic_load_explicit(&sh->stats.turns, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static void *shard_main(void *arg)
+{
+	struct shard *sh = arg;
+	char name[24];
+	snprintf(name, sizeof name, "shard %d", sh->id);
+	log_set_thread_name(name);
+	sh->now_ms = time_now_ms();
+	if (sh->io->setup(sh) != 0) {
+		log_error("shard %d: io_uring setup failed", sh->id);
+		atomic_fetch_add(&sh->rt->ready, 1000);
+		return NULL;
+	}
+	sh->ring_fd = sh->ring.ring_fd;
+	arm_eventfd(sh);
+	for (int li = 0; li < sh->cfg->n_listeners; li++)
+		sh->io->arm_accept(sh, li);
+	io_uring_submit(&sh->ring);
+	if (sh->ops->on_start)
+		sh->ops->on_start(sh);
+	atomic_fetch_add(&sh->rt->ready, 1);
+	sh->running = true;
+	int phase_seen = 0;
+	for (;;) {
+		int phase = atomic_load(&sh->rt->phase);
+		if (phase > phase_seen) {
+			phase_seen = phase;
+			sh->stopping = phase;
+			if (phase == 1) {
+				for (int li = 0; li < sh->cfg->n_listeners; li++)
+					if (sh->listen_fds[li] >= 0)
+						shutdown(sh->listen_fds[li], SHUT_RDWR);
+			}
+			if (sh->ops->on_shutdown)
+				sh->ops->on_shutdown(sh, phase);
+			if (phase == 2) {
+				for (uint32_t s = 0; s < sh->n_slots; s++)
+					if (sh->conns[s])
+						conn_close(sh, sh->conns[s], true);
+			}
+			atomic_fetch_add(&sh->rt->phase_done, 1);
+		}
+		if (phase_seen >= 2 && sh->n_conns == 0 && !rings_pending(sh))
+			break;
+		shard_turn(sh, true);
+	}
+	if (sh->ops->on_stop)
+		sh->ops->on_stop(sh);
+	return NULL;
+}
+
+static int make_listener(const struct vouch_listener *l, char *err, size_t errlen)
+{
+	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "vouchd: socket: %s", strerror(errno));
+		return -errno;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	/* inherited by accepted sockets: no per-accept setsockopt */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) != 0 || listen(fd, 4096) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "vouchd: cannot listen on %s: %s", l->text, strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static bool kernel_at_least(int maj, int min)
+{
+	struct utsname u;
+	if (uname(&u) != 0)
+		return false;
+	int a = 0, b = 0;
+	sscanf(u.release, "%d.%d", &a, &b);
+	return a > maj || (a == maj && b >= min);
+}
+
+int rt_init(struct broker_rt *rt, const struct vouch_config *cfg, const struct shard_ops *ops,
+	    char *err, size_t errlen)
+{
+	memset(rt, 0, sizeof *rt);
+	rt->cfg = cfg;
+	rt->ops = ops;
+	rt->n = cfg->shards;
+	rt->started_ms = time_now_ms();
+	rt->started_wall = time_wall_s();
+	/* The fast path needs multishot recv with ring buffers (6.0) and
+	 * MSG_RING (5.18); the probe confirms the opcode. */
+	rt->fast_io = !cfg->io_compat && kernel_at_least(6, 0);
+	if (rt->fast_io) {
+		struct io_uring_probe *p = io_uring_get_probe();
+		if (!p || !io_uring_opcode_supported(p, IORING_OP_MSG_RING))
+			rt->fast_io = false;
+		if (p)
+			io_uring_free_probe(p);
+	}
+	rt->io_desc = rt->fast_io
+		? "io_uring fast path: multishot accept, multishot recv with ring-provided buffers, MSG_RING wake-ups"
+		: cfg->io_compat ? "io_uring Linux 5.10 paths (forced by --io-compat): single-shot accept and recv, eventfd wake-ups"
+				 : "io_uring Linux 5.10 paths (kernel lacks the fast ones): single-shot accept and recv, eventfd wake-ups";
+	rt->shards = calloc((size_t)rt->n, sizeof *rt->shards);
+	rt->rings = calloc((size_t)rt->n * (size_t)(rt->n + 1), sizeof *rt->rings);
+	if (!rt->shards || !rt->rings) {
+		snprintf(err, errlen, "vouchd: out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < rt->n * (rt->n + 1); i++)
+		if (spsc_init(&rt->rings[i], XRING_CAP) != 0) {
+			snprintf(err, errlen, "vouchd: out of memory");
+			return -ENOMEM;
+		}
+	for (int i = 0; i < rt->n; i++) {
+		struct shard *sh = &rt->shards[i];
+		sh->id = i;
+		sh->rt = rt;
+		sh->cfg = cfg;
+		sh->ops = ops;
+		sh->io = rt->fast_io ? &io_fast : &io_compat;
+		sh->eventfd = eventfd(0, EFD_CLOEXEC);
+		if (sh->eventfd < 0) {
+			snprintf(err, errlen, "vouchd: eventfd: %s", strerror(errno));
+			return -errno;
+		}
+		for (int li = 0; li < VOUCH_MAX_LISTENERS; li++)
+			sh->listen_fds[li] = -1;
+		for (int li = 0; li < cfg->n_listeners; li++) {
+			int fd = make_listener(&cfg->listeners[li], err, errlen);
+			if (fd < 0)
+				return fd;
+			sh->listen_fds[li] = fd;
+		}
+	}
+	return 0;
+}
+
+int rt_start(struct broker_rt *rt)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	for (int i = 0; i < rt->n; i++) {
+		struct shard *sh = &rt->shards[i];
+		if (pthread_create(&sh->thread, NULL, shard_main, sh) != 0)
+			return -errno;
+		if (ncpu > 0) {
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(i % ncpu, &set);
+			pthread_setaffinity_np(sh->thread, sizeof set, &set);
+		}
+	}
+	while (atomic_load(&rt->ready) < rt->n)
+		usleep(1000);
+	return atomic_load(&rt->ready) >= 1000 ? -EIO : 0;
+}
+
+static void wake_all(struct broker_rt *rt)
+{
+	for (int i = 0; i < rt->n; i++) {
+		uint64_t one = 1;
+		ssize_t w = write(rt->shards[i].eventfd, &one, sizeof one);
+		(void)w;
+	}
+}
+
+void rt_stop(struct broker_rt *rt)
+{
+	for (int phase = 1; phase <= 2; phase++) {
+		atomic_store(&rt->phase_done, 0);
+		atomic_store(&rt->phase, phase);
+		wake_all(rt);
+		for (int k = 0; k < 5000 && atomic_load(&rt->phase_done) < rt->n; k++)
+			usleep(1000);
+		/* let phase-1 work (wills crossing shards) be delivered */
+		if (phase == 1)
+			usleep(50000);
+	}
+	for (int i = 0; i < rt->n; i++) {
+		wake_all(rt);
+		pthread_join(rt->shards[i].thread, NULL);
+	}
+}
+
+void rt_destroy(struct broker_rt *rt)
+{
+	for (int i = 0; i < rt->n; i++) {
+		struct shard *sh = &rt->shards[i];
+		for (uint32_t s = 0; s < sh->n_slots; s++)
+			if (sh->conns[s])
+				conn_free(sh, sh->conns[s], false);
+		if (sh->running)
+			sh->io->teardown(sh);
+		for (int li = 0; li < VOUCH_MAX_LISTENERS; li++)
+			if (sh->listen_fds[li] >= 0)
+				close(sh->listen_fds[li]);
+		close(sh->eventfd);
+		timer_free(&sh->timers);
+		free(sh->conns);
+		free(sh->free_slots);
+		for (int k = 0; k <= VOUCH_MAX_SHARDS; k++)
+			free(sh->backlog[k]);
+	}
+	for (int i = 0; rt->rings && i < rt->n * (rt->n + 1); i++)
+		spsc_destroy(&rt->rings[i]);
+	free(rt->rings);
+	free(rt->shards);
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install what vouch needs from Debian's packages, only when something is
+# missing. Called by `make deps` (and by `make test` / `make run` through the
+# build/.deps stamp). Safe to run again.
+set -eu
+PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev libwolfssl-dev \
+libjemalloc-dev libxxhash-dev libmicrohttpd-dev libjansson-dev \
+mosquitto-clients python3 python3-paho-mqtt python3-xxhash openssl procps"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -294,7 +294,7 @@ int conn_deliver_input(struct shard *sh, struct conn *c, const uint8_t *p, uint3
 {
 	if (c->in_len == 0) {
 		uint32_t used = sh->ops->on_input(sh, c, p, n);
-		if (used >= n || c->state != CONN_OPEN)
+		if (used >= n || (c->state != CONN_OPEN && c->state != CONN_DETACHING))
 			return 0;
 		p += used;
 		n -= used;
@@ -549,11 +549,9 @@ static void on_send_cqe(struct shard *sh, struct conn *c, int res)
 
 static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *cqe)
 {
+	/* The recv still counts in c->inflight while its bytes are handled,
+	 * so a close or detach from the layer above cannot free c under us. */
 	bool more = cqe->flags & IORING_CQE_F_MORE;
-	if (!more) {
-		c->recv_armed = false;
-		c->inflight--;
-	}
 	int res = cqe->res;
 	int bid = -1;
 	if (res > 0) {
@@ -590,13 +588,12 @@ static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *c
 		/* ring buffers exhausted: re-arm below */
 	} else if (res == 0 || (res < 0 && res != -ECANCELED && res != -EINTR)) {
 		/* peer closed or error */
-		if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
-			c->state = CONN_CLOSING;
+		if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
 			conn_shutdown(sh, c);
-			return;
-		}
 	}
 	if (!more) {
+		c->recv_armed = false;
+		c->inflight--;
 		if (c->state == CONN_OPEN && !c->input_paused)
 			sh->io->arm_recv(sh, c);
 		else
@@ -608,9 +605,13 @@ static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *c
 
 static void conn_started(struct shard *sh, struct conn *c)
 {
+	c->inflight++; /* hold c while the layer above looks at it */
 	sh->ops->on_open(sh, c);
+	c->inflight--;
 	if (c->state == CONN_OPEN && !c->recv_armed && !c->input_paused)
 		sh->io->arm_recv(sh, c);
+	else
+		conn_maybe_free(sh, c);
 }
 
 static void peer_text(struct conn *c)
@@ -660,7 +661,7 @@ static void on_accept_cqe(struct shard *sh, int li, struct io_uring_cqe *cqe)
 			peer_text(c);
 			conn_started(sh, c);
 		}
-	} else if (fd != -ECANCELED && fd != -EAGAIN && fd != -EINTR) {
+	} else if (fd != -ECANCELED && fd != -EAGAIN && fd != -EINTR && !sh->stopping) {
 		if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
 			log_warn("accept: %s", strerror(-fd));
 	}
@@ -681,7 +682,8 @@ int conn_detach(struct shard *sh, struct conn *c, void (*cb)(struct shard *sh, s
 			io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, c->slot, c->gen));
 		}
 	}
-	conn_maybe_free(sh, c);
+	/* freed (and cb called) when the in-flight recv ends: never from
+	 * inside the caller's stack */
 	return 0;
 }
 
@@ -725,12 +727,16 @@ int shard_adopt(struct shard *sh, struct conn_xfer *x)
 	c->opened_ms = x->opened_ms;
 	uint8_t *pending = x->in;
 	uint32_t n = x->in_len;
+	c->inflight++; /* hold c while the layer above looks at it */
 	sh->ops->on_open(sh, c);
 	if (n && c->state == CONN_OPEN)
 		conn_deliver_input(sh, c, pending, n);
 	free(pending);
+	c->inflight--;
 	if (c->state == CONN_OPEN && !c->recv_armed && !c->input_paused)
 		sh->io->arm_recv(sh, c);
+	else
+		conn_maybe_free(sh, c);
 	return 0;
 }
 

@@ -66,6 +66,10 @@ void conn_export(struct shard *sh, struct conn *c, struct conn_xfer *x);
  * pending input is offered. Returns 0 or -errno (fd closed then). */
 int shard_adopt(struct shard *sh, struct conn_xfer *x);
 
+/* Offer plaintext input to the layer above (transports call this). 0 or
+ * -ENOMEM. */
+int conn_deliver_input(struct shard *sh, struct conn *c, const uint8_t *p, uint32_t n);
+
 /* Bytes queued for output and not yet sent. */
 static inline uint64_t conn_out_pending(const struct conn *c) { return c->out_queued; }
 

@@ -1,0 +1,191 @@
+/*
+ * The MQTT layer's state: per-shard broker state, sessions, per-connection
+ * protocol state and the shared, reference-counted message.
+ */
+#ifndef VOUCH_MQTT_BROKER_T_H
+#define VOUCH_MQTT_BROKER_T_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/hmap.h"
+#include "core/shard-t.h"
+#include "mqtt/codec-t.h"
+
+struct tt_tree;
+struct rt_store;
+
+/*
+ * A message as published: topic, the v5 properties that travel with it
+ * (encoded once, without their length prefix) and the payload, in one
+ * allocation shared by reference among every shard and session that
+ * delivers it. Immutable after creation except for `refs`.
+ */
+struct vmsg {
+	_Atomic uint32_t refs;
+	uint32_t topic_len;
+	uint32_t props_len;        /* v5 properties to forward, encoded */
+	uint32_t payload_len;
+	uint64_t origin;           /* publishing session id (no-local), 0 = broker */
+	uint64_t expire_at_ms;     /* monotonic; 0 = never */
+	uint8_t qos;
+	bool retain;
+	uint8_t data[];            /* topic | props | payload */
+};
+
+static inline const uint8_t *vmsg_topic(const struct vmsg *m) { return m->data; }
+static inline const uint8_t *vmsg_props(const struct vmsg *m) { return m->data + m->topic_len; }
+static inline const uint8_t *vmsg_payload(const struct vmsg *m) { return m->data + m->topic_len + m->props_len; }
+
+#define DELIVERY_SUBIDS 8
+
+/* One message waiting to be sent to a session, or in flight. */
+struct delivery {
+	struct vmsg *m;            /* holds one reference */
+	uint16_t pid;
+	uint8_t qos;
+	uint8_t state;             /* enum dstate */
+	bool retain;
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[DELIVERY_SUBIDS];
+};
+
+enum dstate { D_QUEUED = 0, D_WAIT_PUBACK, D_WAIT_PUBREC, D_WAIT_PUBCOMP };
+
+/* A ring buffer of deliveries, in order. */
+struct dring {
+	struct delivery *v;
+	uint32_t head, n, cap;
+};
+
+/* One subscription of a session, kept to unsubscribe on session end and to
+ * answer re-subscription. */
+struct sub_rec {
+	char *filter;              /* as sent, NUL-terminated */
+	uint16_t len;
+	uint8_t options;
+	uint32_t sub_id;
+};
+
+struct mconn;
+
+struct session {
+	char *client_id;
+	uint16_t cid_len;
+	uint8_t version;
+	bool connected;
+	uint64_t sid;              /* broker-wide unique */
+	uint32_t slot, gen;        /* in the shard's session table (timers) */
+	struct mconn *mc;          /* live connection, or NULL */
+	uint32_t expiry_s;         /* session expiry interval */
+	uint64_t expire_at_ms;     /* when offline; 0 = not scheduled */
+	/* subscriptions */
+	struct sub_rec *subs;
+	uint32_t n_subs, cap_subs;
+	/* outbound: in flight (in order), then queued */
+	struct dring inflight;
+	struct dring queue;
+	uint16_t next_pid;
+	uint32_t client_recv_max;  /* the client's Receive Maximum */
+	uint32_t client_max_packet;
+	uint16_t client_alias_max;
+	/* inbound QoS 2 packet ids awaiting PUBREL */
+	uint16_t *qos2_in;
+	uint32_t n_qos2_in, cap_qos2_in;
+	/* will */
+	struct vmsg *will;
+	uint32_t will_delay_s;
+	uint64_t will_at_ms;       /* scheduled will, 0 = none */
+	/* delivery aggregation during one match */
+	uint64_t match_epoch;
+	int32_t agg_index;
+	bool pump_listed;          /* on the shard's pump list */
+	struct session *pump_next;
+};
+
+/* Per-connection MQTT state (c->upper). */
+struct mconn {
+	struct conn *c;
+	struct session *s;
+	uint8_t version;           /* 0 until CONNECT */
+	bool connected;            /* CONNACK sent with success */
+	bool handoff;              /* being moved to the home shard */
+	bool clean_disconnect;
+	bool problem_info;         /* v5 Request Problem Information */
+	uint16_t keepalive;        /* seconds, as granted */
+	uint64_t last_rx_ms;
+	uint32_t server_alias_max; /* aliases the client may use */
+	/* inbound topic aliases: alias -> topic */
+	char **alias_in;
+	uint16_t *alias_in_len;
+	/* outbound topic aliases: topic -> alias */
+	struct hmap alias_out;
+	uint16_t alias_out_next;
+	uint8_t close_reason;      /* why we are closing (presence, logs) */
+	int16_t handoff_to;        /* home shard while being handed over */
+};
+
+/* A retained or shared-subscription bookkeeping count per group (shard-local). */
+struct share_count {
+	uint64_t key;
+	uint32_t count;
+};
+
+struct agg {
+	struct session *s;
+	uint8_t qos;
+	bool retain;
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[DELIVERY_SUBIDS];
+};
+
+/* Per-shard broker state (sh->upper). */
+struct bshard {
+	struct shard *sh;
+	struct tt_tree *local;     /* this shard's sessions' subscriptions */
+	struct tt_tree *summary;   /* which shards have subscribers, per filter */
+	struct rt_store *retained; /* replica of the retained messages */
+	struct hmap sessions;      /* client id -> session (home shard only) */
+	struct session **sess_slots;
+	uint32_t n_sess_slots, cap_sess_slots;
+	uint32_t *sess_free;
+	uint32_t n_sess_free;
+	uint64_t sid_seq;
+	/* shared groups: local member count per group key */
+	struct share_count *shares;
+	uint32_t n_shares, cap_shares;
+	/* delivery aggregation scratch */
+	uint64_t epoch;
+	struct agg *agg;
+	uint32_t n_agg, cap_agg;
+	/* routing scratch, per match */
+	uint64_t route_mask;
+	uint64_t *route_keys;      /* (shard << 56) | (key >> 8) pairs */
+	uint32_t n_route_keys, cap_route_keys;
+	const uint64_t *want_keys; /* local delivery: shared groups assigned here */
+	uint32_t n_want_keys;
+	struct vmsg *cur_msg;
+	/* sessions with something queued to pump at turn end */
+	struct session *pump_head;
+	uint64_t last_sys_ms;
+};
+
+/* Cross-shard message types (struct xmsg.type). */
+enum bx_type {
+	BX_ROUTE = 1,      /* p = vmsg (one ref); a = 1 if normal subscribers; b, c = shared group keys */
+	BX_SUMMARY,        /* p = malloc'd NUL-terminated filter; a = from shard; b = weight (0 = remove) */
+	BX_RETAIN,         /* p = vmsg (one ref) to retain; empty payload deletes */
+	BX_HANDOFF,        /* p = struct conn_xfer * */
+};
+
+/* Timer kinds (core uses 0). */
+enum bt_kind {
+	BT_CONNECT = 1,    /* id/gen = connection */
+	BT_KEEPALIVE,      /* id/gen = connection */
+	BT_SESSION,        /* id/gen = session slot */
+	BT_WILL,           /* id/gen = session slot */
+	BT_SYS,
+};
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * The MQTT broker layer on top of the shard runtime. Every function here
+ * runs on the thread of the shard it is given (bs / sh) unless its name
+ * ends in _mt.
+ */
+#ifndef VOUCH_MQTT_BROKER_H
+#define VOUCH_MQTT_BROKER_H
+
+#include "core/shard.h"
+#include "mqtt/broker-t.h"
+
+/* The shard_ops that vouchd's main() hands to rt_init. */
+extern const struct shard_ops broker_ops;
+
+static inline struct bshard *bsh(struct shard *sh) { return sh->upper; }
+
+/* ---- msg.c: shared messages ---- */
+
+/* A new message with one reference. props may be NULL (v3.1.1); only the
+ * properties that travel with a message are kept (payload format, content
+ * type, response topic, correlation data, user properties; the message
+ * expiry becomes expire_at_ms). NULL on -ENOMEM. */
+struct vmsg *vmsg_new(const uint8_t *topic, uint32_t tlen, const struct mqtt_props *props,
+		      const uint8_t *payload, uint32_t plen, uint8_t qos, bool retain,
+		      uint64_t origin, uint64_t now_ms);
+/* Reference counting; any thread (_mt: the count is atomic). */
+void vmsg_ref_mt(struct vmsg *m);
+void vmsg_unref_mt(struct vmsg *m);
+void vmsg_release_ref_mt(void *ref);
+/* Encode and queue a PUBLISH of d->m to mc's connection. Returns 0, or
+ * -EMSGSIZE when it exceeds the client's Maximum Packet Size (dropped),
+ * -ETIME when the message expired, -ENOMEM. */
+int send_publish(struct shard *sh, struct mconn *mc, const struct delivery *d, bool dup);
+/* Small control packets. */
+int send_ack(struct shard *sh, struct mconn *mc, uint8_t type, uint16_t pid, uint8_t reason,
+	     const char *reason_str);
+int send_disconnect(struct shard *sh, struct mconn *mc, uint8_t reason, const char *reason_str);
+int send_packet(struct shard *sh, struct conn *c, const struct mqtt_packet *p, uint8_t version);
+
+/* ---- session.c ---- */
+struct session *session_new(struct bshard *bs, const uint8_t *cid, uint16_t len);
+struct session *session_find(struct bshard *bs, const uint8_t *cid, uint16_t len);
+/* End a session: unsubscribe everything, drop what is queued, publish a
+ * pending will, free it. */
+void session_end(struct bshard *bs, struct session *s);
+struct session *session_by_slot(struct bshard *bs, uint32_t slot, uint32_t gen);
+/* Hand a message to a session: sent now, queued, or dropped (counted). */
+void session_deliver(struct bshard *bs, struct session *s, struct vmsg *m, uint8_t qos,
+		     bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids);
+/* Send what the in-flight window and the socket allow. */
+void session_pump(struct bshard *bs, struct session *s);
+/* On reconnect: resend in-flight PUBLISH (DUP) and PUBREL, then pump. */
+void session_resend(struct bshard *bs, struct session *s);
+/* Acks from the client. */
+void session_on_puback(struct bshard *bs, struct session *s, uint16_t pid);
+void session_on_pubrec(struct bshard *bs, struct session *s, uint16_t pid, uint8_t reason);
+void session_on_pubcomp(struct bshard *bs, struct session *s, uint16_t pid);
+void session_publish_will(struct bshard *bs, struct session *s);
+void sessions_pump_listed(struct bshard *bs);
+void dring_free(struct dring *r);
+
+/* ---- route.c ---- */
+/* Publish a message broker-wide (retain bookkeeping, summary match,
+ * local delivery and posts to other shards). Takes no reference of m. */
+void route_publish(struct bshard *bs, struct vmsg *m);
+/* Subscription bookkeeping: local tree + summary broadcast. Returns the
+ * tt flags or -errno. */
+int route_subscribe(struct bshard *bs, struct session *s, const char *filter, uint16_t len,
+		    uint8_t options, uint32_t sub_id);
+int route_unsubscribe(struct bshard *bs, struct session *s, const char *filter, uint16_t len);
+/* Retained messages for a new subscription. */
+void route_retained(struct bshard *bs, struct session *s, const char *filter, uint16_t len,
+		    uint8_t options, uint32_t sub_id);
+void route_on_xmsg(struct bshard *bs, const struct xmsg *m);
+/* Release what a message left in a ring at exit holds. Any thread, after
+ * the shards stopped. */
+void route_discard_xmsg(const struct xmsg *m);
+/* Which shard is home of a client ID. */
+int route_home(const struct bshard *bs, const uint8_t *cid, size_t len);
+
+/* ---- sys.c ---- */
+void sys_tick(struct bshard *bs);
+
+/* ---- broker.c ---- */
+void mconn_close(struct shard *sh, struct mconn *mc, uint8_t reason, const char *why);
+
+#endif

@@ -37,6 +37,21 @@ static void compat_arm_accept(struct shard *sh, int li)
 
 static void compat_arm_recv(struct shard *sh, struct conn *c)
 {
+	if (c->tr) {
+		/* a transport's wire bytes must not land among the plaintext */
+		if (!c->raw && !(c->raw = malloc(COMPAT_RECV_CHUNK))) {
+			conn_close(sh, c, false);
+			return;
+		}
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+		if (!sqe)
+			return;
+		io_uring_prep_recv(sqe, c->fd, c->raw, COMPAT_RECV_CHUNK, 0);
+		io_uring_sqe_set_data64(sqe, io_ud(OP_RECV, c->slot, c->gen));
+		c->recv_armed = true;
+		c->inflight++;
+		return;
+	}
 	if (c->in_cap - c->in_len < COMPAT_RECV_CHUNK / 4) {
 		uint32_t nc = c->in_cap ? c->in_cap : COMPAT_RECV_CHUNK;
 		while (nc - c->in_len < COMPAT_RECV_CHUNK / 4)
@@ -64,7 +79,7 @@ static const uint8_t *compat_recv_data(struct shard *sh, struct conn *c,
 	(void)sh;
 	(void)cqe;
 	*bid = -1;
-	return c->in + c->in_len;
+	return c->tr ? c->raw : c->in + c->in_len;
 }
 
 static void compat_recycle(struct shard *sh, int bid)

@@ -41,6 +41,8 @@ struct outseg {
 	uint32_t len;
 	struct outblk *blk;        /* owning block, or NULL for a shared ref */
 	void *ref;                 /* shared object to release, or NULL */
+	bool wire;                 /* bytes as they go on the wire (a transport's
+				      own output); false = plaintext for it */
 };
 
 #define CONN_MAX_IOV 64
@@ -54,7 +56,8 @@ struct transport {
 	/* Ciphertext (or plaintext) arrived: produce plaintext for on_input.
 	 * Returns 0, or < 0 to close the connection. */
 	int (*on_bytes)(struct shard *sh, struct conn *c, const uint8_t *p, uint32_t n);
-	/* Called when output segments are queued: may transform them. */
+	/* Before a send: turn the plaintext segments into wire bytes
+	 * (conn_encrypt_pending). Returns 0, or < 0 to close. */
 	int (*on_flush)(struct shard *sh, struct conn *c);
 	void (*on_free)(struct shard *sh, struct conn *c);
 };
@@ -77,12 +80,14 @@ struct conn {
 	bool dirty;                /* on the shard's flush list */
 	bool input_paused;
 	bool close_after_flush;
+	bool writing_wire;         /* conn_write_wire in progress */
 	uint16_t inflight;         /* SQEs in the kernel for this connection */
 	uint32_t dirty_next;       /* flush list link (slot+1, 0 = end) */
 
 	/* input: bytes not yet consumed by the layer above */
 	uint8_t *in;
 	uint32_t in_len, in_cap;
+	uint8_t *raw;              /* compat recv buffer of a transport conn */
 
 	/* output queue (ring of segments) */
 	struct outseg *segs;

@@ -211,6 +211,7 @@ static void conn_free(struct shard *sh, struct conn *c, bool exported)
 	out_drop_all(sh, c);
 	free(c->segs);
 	free(c->in);
+	free(c->raw);
 	sh->conns[c->slot] = NULL;
 	sh->free_slots[sh->n_free++] = c->slot;
 	sh->n_conns--;
@@ -386,10 +387,11 @@ void conn_commit(struct shard *sh, struct conn *c, uint32_t n)
 	/* Extend the previous segment when it ends right here: fewer iovecs.
 	 * Safe even while it is in flight: the iovec kept the old length and
 	 * out_consume() sends the rest later. */
-	if (last && last->blk == b && last->p + last->len == p) {
+	bool wire = c->tr == NULL || c->writing_wire;
+	if (last && last->blk == b && last->p + last->len == p && last->wire == wire) {
 		last->len += n;
 	} else {
-		struct outseg s = { p, n, b, NULL };
+		struct outseg s = { p, n, b, NULL, wire };
 		if (seg_push(c, &s) != 0)
 			return; /* out of memory: the bytes are lost; caller's
 				   connection will fail on the protocol level */
@@ -422,7 +424,7 @@ int conn_write_ref(struct shard *sh, struct conn *c, const void *p, uint32_t n, 
 		sh->ops->release_ref(ref);
 		return 0;
 	}
-	struct outseg s = { p, n, NULL, ref };
+	struct outseg s = { p, n, NULL, ref, c->tr == NULL };
 	if (seg_push(c, &s) != 0) {
 		sh->ops->release_ref(ref);
 		return -ENOMEM;
@@ -430,6 +432,71 @@ int conn_write_ref(struct shard *sh, struct conn *c, const void *p, uint32_t n, 
 	c->out_queued += n;
 	mark_dirty(sh, c);
 	return 0;
+}
+
+int conn_write_wire(struct shard *sh, struct conn *c, const void *p, uint32_t n)
+{
+	c->writing_wire = true;
+	int rc = conn_write(sh, c, p, n);
+	c->writing_wire = false;
+	return rc;
+}
+
+static void seg_release(struct shard *sh, struct conn *c, struct outseg *s);
+
+int conn_encrypt_pending(struct shard *sh, struct conn *c,
+			 int (*enc)(void *ctx, const uint8_t *p, uint32_t n), void *ctx)
+{
+	uint32_t np = 0;
+	for (uint32_t i = 0; i < c->seg_n; i++)
+		if (!c->segs[(c->seg_head + i) % c->seg_cap].wire)
+			np++;
+	if (np == 0)
+		return 0;
+	struct outseg *plain = malloc(np * sizeof *plain);
+	if (!plain)
+		return -ENOMEM;
+	/* keep the wire segments in place, in order; lift the plaintext out */
+	uint32_t k = 0, w = 0;
+	uint32_t off0 = c->seg_off;
+	for (uint32_t i = 0; i < c->seg_n; i++) {
+		struct outseg *s = &c->segs[(c->seg_head + i) % c->seg_cap];
+		if (s->wire) {
+			c->segs[(c->seg_head + w) % c->seg_cap] = *s;
+			w++;
+		} else {
+			if (i == 0)
+				off0 = 0; /* a plaintext head is never partially sent */
+			plain[k++] = *s;
+			c->out_queued -= s->len;
+		}
+	}
+	c->seg_n = w;
+	c->seg_off = w ? off0 : 0;
+	int rc = 0;
+	for (uint32_t i = 0; i < np; i++) {
+		if (rc == 0)
+			rc = enc(ctx, plain[i].p, plain[i].len);
+		seg_release(sh, c, &plain[i]);
+	}
+	free(plain);
+	return rc;
+}
+
+void conn_reoffer_input(struct shard *sh, struct conn *c)
+{
+	if (c->state != CONN_OPEN || c->in_len == 0)
+		return;
+	c->inflight++; /* hold c while the layer above looks at it */
+	uint32_t used = sh->ops->on_input(sh, c, c->in, c->in_len);
+	if (c->in) {
+		if (used > c->in_len)
+			used = c->in_len;
+		memmove(c->in, c->in + used, c->in_len - used);
+		c->in_len -= used;
+	}
+	c->inflight--;
+	conn_maybe_free(sh, c);
 }
 
 static void seg_release(struct shard *sh, struct conn *c, struct outseg *s)
@@ -559,7 +626,13 @@ static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *c
 		atomic_store_explicit(&sh->stats.bytes_in,
 				      atomic_load_explicit(&sh->stats.bytes_in, memory_order_relaxed) + (uint64_t)res,
 				      memory_order_relaxed);
-		if (c->state == CONN_OPEN || c->state == CONN_DETACHING) {
+		if (c->tr && c->tr->on_bytes &&
+		    (c->state == CONN_OPEN || c->state == CONN_DETACHING)) {
+			/* a transport buffers its own input while detaching or
+			 * paused */
+			if (c->tr->on_bytes(sh, c, p, (uint32_t)res) != 0)
+				conn_close(sh, c, true);
+		} else if (c->state == CONN_OPEN || c->state == CONN_DETACHING) {
 			if (c->state == CONN_DETACHING || c->input_paused) {
 				/* keep the bytes for later / for the new shard */
 				if (in_reserve(c, (uint32_t)res) == 0) {
@@ -567,9 +640,6 @@ static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *c
 						memcpy(c->in + c->in_len, p, (size_t)res);
 					c->in_len += (uint32_t)res;
 				}
-			} else if (c->tr && c->tr->on_bytes) {
-				if (c->tr->on_bytes(sh, c, p, (uint32_t)res) != 0)
-					conn_close(sh, c, true);
 			} else if (p == c->in + c->in_len) {
 				/* compat path: the bytes landed in c->in */
 				c->in_len += (uint32_t)res;
@@ -732,6 +802,9 @@ int shard_adopt(struct shard *sh, struct conn_xfer *x)
 	if (n && c->state == CONN_OPEN)
 		conn_deliver_input(sh, c, pending, n);
 	free(pending);
+	/* a transport may hold input that arrived while the connection moved */
+	if (c->state == CONN_OPEN && c->tr && c->tr->on_bytes && c->tr->on_bytes(sh, c, NULL, 0) != 0)
+		conn_close(sh, c, true);
 	c->inflight--;
 	if (c->state == CONN_OPEN && !c->recv_armed && !c->input_paused)
 		sh->io->arm_recv(sh, c);

@@ -70,6 +70,17 @@ int shard_adopt(struct shard *sh, struct conn_xfer *x);
  * -ENOMEM. */
 int conn_deliver_input(struct shard *sh, struct conn *c, const uint8_t *p, uint32_t n);
 
+/* Transports: queue wire bytes (ciphertext), copied. 0 or -ENOMEM. */
+int conn_write_wire(struct shard *sh, struct conn *c, const void *p, uint32_t n);
+/* Transports: take every plaintext segment out of the output queue, in
+ * order, and call enc(ctx, bytes, len) for each (enc appends the wire bytes
+ * with conn_write_wire). Wire order is encryption order. 0 or enc's < 0. */
+int conn_encrypt_pending(struct shard *sh, struct conn *c,
+			 int (*enc)(void *ctx, const uint8_t *p, uint32_t n), void *ctx);
+/* Offer the input kept in c->in again (after a pause of the layer above,
+ * e.g. while an identity decision was pending). */
+void conn_reoffer_input(struct shard *sh, struct conn *c);
+
 /* Bytes queued for output and not yet sent. */
 static inline uint64_t conn_out_pending(const struct conn *c) { return c->out_queued; }
 

@@ -1,0 +1,99 @@
+/*
+ * tools/ctl.h - what vouchctl's command groups share: the dispatch table
+ * types, the per-invocation context, and helpers for usage errors, runtime
+ * errors and output (readable text by default, JSON with --json).
+ *
+ * A group is a `struct ctl_group` with a NULL-terminated table of commands.
+ * The built-in `pki` group lives in tools/ctl_pki.c. The admin API groups
+ * (`ca`, `cert`, ...) plug in without touching the dispatcher: define
+ *
+ *	const struct ctl_group *const ctl_api_groups[] = { &ctl_ca_group, ..., NULL };
+ *
+ * in a tools/ctl_*.c file; tools/vouchctl.c picks it up through a weak
+ * reference (and simply has no API groups while nobody defines it).
+ *
+ * Conventions every command follows: `--help` prints its usage on stdout
+ * and exits 0; bad usage prints one line on stderr and exits 2 (use
+ * ctl_usage()); a runtime failure prints one line on stderr and exits 1
+ * (ctl_fail()); results go through ctl_emit() so that --json works the
+ * same everywhere. vouchctl is single-threaded.
+ */
+#ifndef VOUCH_TOOLS_CTL_H
+#define VOUCH_TOOLS_CTL_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes. */
+enum { CTL_OK = 0, CTL_ERR = 1, CTL_USAGE = 2 };
+
+struct ctl_ctx {
+	bool json;          /* --json: machine-readable output */
+	const char *group;  /* e.g. "pki" */
+	const char *cmd;    /* e.g. "device" */
+};
+
+struct ctl_cmd {
+	const char *name;
+	const char *synopsis; /* one line: options and arguments */
+	const char *summary;  /* one line: what it does */
+	const char *help;     /* option details for --help, may be NULL */
+	/* argv[0] is the command name; returns a CTL_* exit code. */
+	int (*run)(struct ctl_ctx *ctx, int argc, char **argv);
+};
+
+struct ctl_group {
+	const char *name;
+	const char *summary;
+	const struct ctl_cmd *cmds; /* terminated by an entry with name NULL */
+};
+
+extern const struct ctl_group ctl_pki_group;
+
+/* Admin API groups, NULL-terminated; weak: absent until someone adds them. */
+extern const struct ctl_group *const ctl_api_groups[] __attribute__((weak));
+
+/*
+ * ctl_usage - print "vouchctl <group> <cmd>: <message> (try --help)" on
+ * stderr as one line and return CTL_USAGE.
+ */
+int ctl_usage(const struct ctl_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ctl_fail - print "vouchctl <group> <cmd>: <message>" on stderr and
+ * return CTL_ERR. */
+int ctl_fail(const struct ctl_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ctl_print_help - the --help text of one command, on stdout. */
+void ctl_print_help(const struct ctl_ctx *ctx, const struct ctl_cmd *cmd);
+
+/*
+ * ctl_getopt - getopt_long() over a command's argv with vouchctl's common
+ * rules: "--json" sets ctx->json, "--help"/"-h" prints the help and makes
+ * ctl_getopt return -2 (the command then exits 0), an unknown option or a
+ * missing argument is reported with ctl_usage() and returns -3 (exit 2).
+ * Other options are returned as getopt_long() does (their `val`); -1 at the
+ * end, with optind at the first operand. `opts` need not list json/help.
+ * Reset optind = 0 before the first call for each command.
+ */
+int ctl_getopt(struct ctl_ctx *ctx, const struct ctl_cmd *cmd, int argc,
+	       char **argv, const struct option *opts);
+#define CTL_OPT_HELP (-2)
+#define CTL_OPT_BAD (-3)
+
+/*
+ * ctl_emit - print a result object and release it (takes the reference).
+ * With --json: the JSON document on one line. Otherwise: one
+ * "key: value" line per member, keys aligned, nested objects as
+ * "key.sub", arrays joined with ", ", null members left out.
+ * Returns CTL_OK, or CTL_ERR if `v` is NULL (allocation failed).
+ */
+int ctl_emit(const struct ctl_ctx *ctx, json_t *v);
+
+/* ctl_parse_int - strict decimal in [min, max]; 0 or -EINVAL. */
+int ctl_parse_int(const char *s, long min, long max, long *out);
+
+#endif

@@ -30,7 +30,7 @@ B       := build/$(CONFIG)
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -I. -MMD -MP $(SANFLAGS)
-LDLIBS  := -lwolfssl -luring -lxxhash -lmicrohttpd -ljansson -lpthread -lm
+LDLIBS  := -lwolfssl -luring -lxxhash -lmicrohttpd -ljansson -lcurl -lpthread -lm
 # jemalloc is the allocator, except under sanitizers which bring their own.
 ifeq ($(SAN),)
 LDLIBS  += -ljemalloc

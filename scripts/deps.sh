@@ -4,7 +4,7 @@
 # build/.deps stamp). Safe to run again.
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev libwolfssl-dev \
-libjemalloc-dev libxxhash-dev libmicrohttpd-dev libjansson-dev \
+libjemalloc-dev libxxhash-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
 mosquitto-clients python3 python3-paho-mqtt python3-xxhash openssl procps"
 missing=""
 for p in $PKGS; do

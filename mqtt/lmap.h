@@ -39,6 +39,17 @@ static inline struct lmap_node *lmap_at(const struct lmap *m, uint32_t i)
 	return ((struct lmap_node **)m->kids)[i];
 }
 
+/* Some child of a non-empty map (the only one, for a map of one). */
+static inline struct lmap_node *lmap_first(const struct lmap *m)
+{
+	uint32_t span = lmap_span(m);
+
+	for (uint32_t i = 0; i < span; i++)
+		if (lmap_at(m, i))
+			return lmap_at(m, i);
+	return NULL;
+}
+
 static inline int lmap_eq(const struct lmap_node *c, const char *s, size_t len,
 			  size_t koff)
 {

@@ -407,7 +407,7 @@ static void node_release(struct tt_node *n)
 static struct tt_node *only_child(const struct tt_node *n)
 {
 	if (n->kids.n)
-		return (struct tt_node *)lmap_at(&n->kids, 0);
+		return (struct tt_node *)lmap_first(&n->kids);
 	return n->plus ? n->plus : n->hash;
 }
 

@@ -1,0 +1,159 @@
+/*
+ * The registry's lock-free indexes: open-addressing tables (linear probing,
+ * XXH3 seeded with the file's salt) from a key to the offset of the newest
+ * record of that key. One writer inserts and updates; any number of readers
+ * probe concurrently. See regfile-int.h for the slot format and the growth
+ * rule.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "registry/regfile-int.h"
+
+static inline uint64_t slot_make(uint64_t h, uint64_t off)
+{
+	return ((h >> REGX_TAG_SHIFT) << REGX_TAG_SHIFT) | (off >> 3);
+}
+
+static inline bool slot_tag_eq(uint64_t v, uint64_t h)
+{
+	return (v >> REGX_TAG_SHIFT) == (h >> REGX_TAG_SHIFT);
+}
+
+/* Hash: the kinds use different seeds so that the tables are independent. */
+uint64_t regx_hash(const struct registry *r, enum regx_kind k,
+		   const struct regx_key *key)
+{
+	uint64_t seed = r->salt ^ (0x9E3779B97F4A7C15ull * (uint64_t)(k + 1));
+
+	if (k != REGX_SER)
+		return XXH3_64bits_withSeed(key->id, REG_ID_LEN, seed);
+	uint8_t buf[REG_ID_LEN + 1 + REG_SERIAL_MAX];
+	size_t n = key->serial_len > REG_SERIAL_MAX ? REG_SERIAL_MAX : key->serial_len;
+	memcpy(buf, key->id, REG_ID_LEN);
+	buf[REG_ID_LEN] = (uint8_t)n;
+	memcpy(buf + REG_ID_LEN + 1, key->serial, n);
+	return XXH3_64bits_withSeed(buf, REG_ID_LEN + 1 + n, seed);
+}
+
+static bool key_eq(const struct registry *r, enum regx_kind k, uint64_t off,
+		   const struct regx_key *key)
+{
+	struct regx_key rk;
+
+	regf_key_of(r, k, off, &rk);
+	if (memcmp(rk.id, key->id, REG_ID_LEN) != 0)
+		return false;
+	if (k != REGX_SER)
+		return true;
+	return rk.serial_len == key->serial_len &&
+	       memcmp(rk.serial, key->serial, key->serial_len) == 0;
+}
+
+struct regx_tab *regx_new(uint64_t n)
+{
+	/* load <= 2/3 with n keys, and at least 1024 slots */
+	uint64_t cap = 1024;
+	while (cap < n + n / 2 + 1) {
+		if (cap > (UINT64_C(1) << 36))
+			return NULL;
+		cap <<= 1;
+	}
+	struct regx_tab *t = calloc(1, sizeof(*t) + cap * sizeof(t->slot[0]));
+	if (!t)
+		return NULL;
+	t->mask = cap - 1;
+	return t;
+}
+
+void regx_free(struct regx_tab *t)
+{
+	while (t) {
+		struct regx_tab *old = t->retired;
+		free(t);
+		t = old;
+	}
+}
+
+uint64_t regx_find(const struct registry *r, enum regx_kind k,
+		   const struct regx_key *key, uint64_t h, uint64_t *idx)
+{
+	const struct regx_tab *t =
+		atomic_load_explicit(&r->tab[k], memory_order_acquire);
+	uint64_t i = h & t->mask;
+
+	for (;;) {
+		uint64_t v = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+		if (v == 0)
+			break;
+		if (slot_tag_eq(v, h) && key_eq(r, k, regx_slot_off(v), key)) {
+			if (idx)
+				*idx = i;
+			return regx_slot_off(v);
+		}
+		i = (i + 1) & t->mask;
+	}
+	if (idx)
+		*idx = i;
+	return 0;
+}
+
+void regx_update(struct registry *r, enum regx_kind k, uint64_t idx,
+		 uint64_t h, uint64_t off)
+{
+	struct regx_tab *t = atomic_load_explicit(&r->tab[k], memory_order_relaxed);
+
+	atomic_store_explicit(&t->slot[idx], slot_make(h, off),
+			      memory_order_release);
+}
+
+static void put(struct regx_tab *t, uint64_t h, uint64_t off)
+{
+	uint64_t i = h & t->mask;
+
+	while (atomic_load_explicit(&t->slot[i], memory_order_relaxed))
+		i = (i + 1) & t->mask;
+	atomic_store_explicit(&t->slot[i], slot_make(h, off),
+			      memory_order_release);
+	t->used++;
+}
+
+/* Double the table: every key is re-hashed from its record in the map. The
+ * new table is complete before readers can see it. */
+static int grow(struct registry *r, enum regx_kind k)
+{
+	struct regx_tab *t = atomic_load_explicit(&r->tab[k], memory_order_relaxed);
+	struct regx_tab *n = regx_new((t->mask + 1) * 2 * 2 / 3);
+
+	if (!n)
+		return -ENOMEM;
+	for (uint64_t i = 0; i <= t->mask; i++) {
+		uint64_t v = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+		if (!v)
+			continue;
+		struct regx_key key;
+		regf_key_of(r, k, regx_slot_off(v), &key);
+		put(n, regx_hash(r, k, &key), regx_slot_off(v));
+	}
+	n->retired = t;
+	atomic_store_explicit(&r->tab[k], n, memory_order_release);
+	return 0;
+}
+
+int regx_reserve(struct registry *r, enum regx_kind k)
+{
+	struct regx_tab *t = atomic_load_explicit(&r->tab[k], memory_order_relaxed);
+
+	/* keep the load under 0.7 so probes stay short */
+	if ((t->used + 1) * 10 > (t->mask + 1) * 7)
+		return grow(r, k);
+	return 0;
+}
+
+void regx_insert(struct registry *r, enum regx_kind k, uint64_t h, uint64_t off)
+{
+	put(atomic_load_explicit(&r->tab[k], memory_order_relaxed), h, off);
+}

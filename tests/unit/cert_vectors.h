@@ -1,0 +1,200 @@
+/*
+ * tests/unit/cert_vectors.h - certificates, CSRs and keys made with the
+ * openssl CLI (OpenSSL 3.0), the way the clouds' guides make them, so that
+ * the parser and the signature checks are tested against an independent
+ * encoder and signer. The expected values below were read back with
+ * `openssl x509 -noout -serial -dates -subject -fingerprint -sha256 -ext ...`.
+ * These keys are test material only.
+ *
+ *   rsaca   self-signed RSA-2048 CA, "/C=CN/O=Vouch Vectors/CN=RSA Vector CA"
+ *   ecdev   P-256 device signed by rsaca (sha256WithRSA), serial
+ *           00c0ffee0123456789, UTF-8 CN "SN0001 设备", extensions as in the
+ *           Tencent guide (basicConstraints critical CA:FALSE, keyUsage
+ *           critical digitalSignature, EKU clientAuth) plus SKID/AKID
+ *   ecca    self-signed P-256 CA, "/O=Vouch Vectors/CN=EC Vector CA"
+ *   rsadev  RSA-2048 device signed by ecca (ecdsa-with-SHA384), serial 42
+ */
+#ifndef VOUCH_TESTS_CERT_VECTORS_H
+#define VOUCH_TESTS_CERT_VECTORS_H
+
+static const char vec_rsaca_pem[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIDWzCCAkOgAwIBAgIUCaGDEE1WHsK2ItlEiSFgJBfRJjgwDQYJKoZIhvcNAQEL\n"
+	"BQAwPTELMAkGA1UEBhMCQ04xFjAUBgNVBAoMDVZvdWNoIFZlY3RvcnMxFjAUBgNV\n"
+	"BAMMDVJTQSBWZWN0b3IgQ0EwHhcNMjYxMTIzMTIwMDAyWhcNMzYxMTIwMTIwMDAy\n"
+	"WjA9MQswCQYDVQQGEwJDTjEWMBQGA1UECgwNVm91Y2ggVmVjdG9yczEWMBQGA1UE\n"
+	"AwwNUlNBIFZlY3RvciBDQTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEB\n"
+	"AKaWMXFXfpJQ4navyzmufuPTcFmtIbxBIv9uorKMixe3FPnzLwhd2dGbXPxEMTBG\n"
+	"J3Va40QvMIVL5AMN5VzJ5uybPH9YxBBcI8k18HrnAa4QSRwV1LVdhiVfHHn2ExGI\n"
+	"pILFowqulbKfwFv/05Ya9RxICmDu83IonKbf1JGjxVfUUaGa/BJIX/r3tBOEicel\n"
+	"r5gEW2wdjTL4oeT+27lFOYLtDHNVLIM826tvU8LH85jr2uikJ6Yq7qhgOU3pynBy\n"
+	"DbnW8Waw305zxNEMzWnDZJi4s/ew6aNCumNTmbRQmL4VgkouZqdE7DyHJMui0vAK\n"
+	"3PAh7JQYLqh2eKoKPRu7OZcCAwEAAaNTMFEwHQYDVR0OBBYEFBEHhGU7xGv+euR7\n"
+	"o6BXXwgL9ueDMB8GA1UdIwQYMBaAFBEHhGU7xGv+euR7o6BXXwgL9ueDMA8GA1Ud\n"
+	"EwEB/wQFMAMBAf8wDQYJKoZIhvcNAQELBQADggEBAHrddE/KgRrQ6iyQdkZwtug5\n"
+	"HpO3Ab52Dn5qwy6QP5zBNqfsWvlkRQ5jh6yobmWjEkqjcReXwbqaG2a6S+TSv0lq\n"
+	"30gTh3OquoVqEv3ivwIMMPo2HCxLG3hfF5ynUs+diKxMtLet+tOnd6Ywy4RREygH\n"
+	"DXOdFm0rCbsehVimCbX1BFs+gnVPK7FOOXJDdWK/EQCIGmEZfFjbE62Nj8E/gh0J\n"
+	"/IQYJ4rYvVSCQZm2N29HDl8lDkUIMq4yc90qIXstOrwhNtliMNNl333A7V/gEBYd\n"
+	"HAVobAaPkpdr3T137xJXG7KTkAIQwaeWzqGkuntnCB/4bnwPeG8PTr/9XtI5w2c=\n"
+	"-----END CERTIFICATE-----\n";
+
+static const char vec_ecdev_pem[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIC0jCCAbqgAwIBAgIJAMD/7gEjRWeJMA0GCSqGSIb3DQEBCwUAMD0xCzAJBgNV\n"
+	"BAYTAkNOMRYwFAYDVQQKDA1Wb3VjaCBWZWN0b3JzMRYwFAYDVQQDDA1SU0EgVmVj\n"
+	"dG9yIENBMB4XDTI2MTEyMzEyMDAwMloXDTI4MDQwNjEyMDAwMlowaDELMAkGA1UE\n"
+	"BhMCQ04xETAPBgNVBAgMCFpoZUppYW5nMREwDwYDVQQHDAhIYW5nWmhvdTEMMAoG\n"
+	"A1UECgwDSW9WMQ0wCwYDVQQLDARNUVRUMRYwFAYDVQQDDA1TTjAwMDEg6K6+5aSH\n"
+	"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEBMf76pt+2FtbpQvZC8fuGxH61ciI\n"
+	"y9uWgRCfZEk+zOKSKCUtwS8ZgNIlC+BBWT+Y9H6Q9uplZctzTroiv31d5qN1MHMw\n"
+	"DAYDVR0TAQH/BAIwADAOBgNVHQ8BAf8EBAMCB4AwEwYDVR0lBAwwCgYIKwYBBQUH\n"
+	"AwIwHQYDVR0OBBYEFHoRxy1+atLyzTKxpRK08I401t1tMB8GA1UdIwQYMBaAFBEH\n"
+	"hGU7xGv+euR7o6BXXwgL9ueDMA0GCSqGSIb3DQEBCwUAA4IBAQBzoHWUk8y2zCgm\n"
+	"2qCMNdYpsn5ojigjBK3hMz8udGFZ41u7cPO9xR2/UflkVZ2132xgFRFB3aeVT6QA\n"
+	"qtTeyXdYtJW3EHtwTu7NIpziN904vn8gRczHRvxNiqGisnmJYgeWSJViaQuid0wd\n"
+	"FAlc6zjYKtkI6y8saYg9HP/X6lpEMGeCw6+jmHQHMWShZnWF88OArHm+GFwLh8Nz\n"
+	"VFCq5JeaQVuIljJkT21L72q0OZIF+OZxxDyea2S84N/vF2xR/iAaetvPNM9EKtEH\n"
+	"CBWor3Fei9OTM8O0fTtih/l91DxD2ZiJPhcsHks+BqqeSM/V1fDVfUEUqmyBcFQX\n"
+	"57gNjxFY\n"
+	"-----END CERTIFICATE-----\n";
+
+static const char vec_ecca_pem[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBtDCCAVmgAwIBAgIUYWxr7c3DuLnHCqXkWKSNakwBs5MwCgYIKoZIzj0EAwIw\n"
+	"LzEWMBQGA1UECgwNVm91Y2ggVmVjdG9yczEVMBMGA1UEAwwMRUMgVmVjdG9yIENB\n"
+	"MB4XDTI2MTEyMzEyMDAwMloXDTM2MTEyMDEyMDAwMlowLzEWMBQGA1UECgwNVm91\n"
+	"Y2ggVmVjdG9yczEVMBMGA1UEAwwMRUMgVmVjdG9yIENBMFkwEwYHKoZIzj0CAQYI\n"
+	"KoZIzj0DAQcDQgAElfnUZjVF1moRnec8r6J+b3rLoumEXvn3IBIMxzMVTHZ5owA2\n"
+	"GgOBgSYIgollCAfQ7uLofZCw2QLYpFd1Nt2/qqNTMFEwHQYDVR0OBBYEFBqm9286\n"
+	"kXx3JRFMV7Gf8H/560QaMB8GA1UdIwQYMBaAFBqm9286kXx3JRFMV7Gf8H/560Qa\n"
+	"MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAPCo+iZlVqJvquCM\n"
+	"05yTz+OyOwqliIWq7V/uFUeioUDFAiEAjI+Hd9QHSSHfJnY+RawEY3djzOMd3Elk\n"
+	"qFr3/SHRe1I=\n"
+	"-----END CERTIFICATE-----\n";
+
+static const char vec_rsadev_pem[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIICgTCCAiegAwIBAgIBKjAKBggqhkjOPQQDAzAvMRYwFAYDVQQKDA1Wb3VjaCBW\n"
+	"ZWN0b3JzMRUwEwYDVQQDDAxFQyBWZWN0b3IgQ0EwHhcNMjYxMTIzMTIwMDAyWhcN\n"
+	"MjYxMjIzMTIwMDAyWjAjMQwwCgYDVQQKDANJb1YxEzARBgNVBAMMCnJzYS1kZXZp\n"
+	"Y2UwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQDDVOj2cEniecOHtYp8\n"
+	"m04wJM8G5j5H39aDD5hFhyqD4hcdCvt2TOQ2VJEavyFKKBCQ2mEshwi1mDVtFF4P\n"
+	"8DOpQxJGM8RDbZs+pZRJ7wi62bDpNpGP3C+lXa2ncDqvHZqyCtah5r7I8u4BpWgI\n"
+	"xB4E1bvjijkyO6qTIkivpO2wt0K8GNOPJ0q2c3Wbqse1Fqg0lcJdvZmv8V3rYPop\n"
+	"5wzuTU0LPTge9AYVrl2sE1OicpwUUWCM0ROTSFuLKsLwM54W0fojFAkZu1JYRCva\n"
+	"ZrmlhN5SWPEs3uL1hPxEI+Cjk1wlE2QQYTE7PKIATqfhv3Z7g4WL3394pPHxLl5f\n"
+	"kGCDAgMBAAGjdTBzMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeAMBMGA1Ud\n"
+	"JQQMMAoGCCsGAQUFBwMCMB0GA1UdDgQWBBR2wQdMUWPLgcXMaSZubBJ6Gm0X5jAf\n"
+	"BgNVHSMEGDAWgBQapvdvOpF8dyURTFexn/B/+etEGjAKBggqhkjOPQQDAwNIADBF\n"
+	"AiAvP2hvRCbjln9vgT1DKvk7X22JiJ8ppEQkNWQfrZzKRgIhAJXSwYcJENX5o9T6\n"
+	"JN+V7YVQK0E11OOAaChSIFAjLqYX\n"
+	"-----END CERTIFICATE-----\n";
+
+static const char vec_ecdev_csr_pem[] =
+	"-----BEGIN CERTIFICATE REQUEST-----\n"
+	"MIIBJDCBygIBADBoMQswCQYDVQQGEwJDTjERMA8GA1UECAwIWmhlSmlhbmcxETAP\n"
+	"BgNVBAcMCEhhbmdaaG91MQwwCgYDVQQKDANJb1YxDTALBgNVBAsMBE1RVFQxFjAU\n"
+	"BgNVBAMMDVNOMDAwMSDorr7lpIcwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQE\n"
+	"x/vqm37YW1ulC9kLx+4bEfrVyIjL25aBEJ9kST7M4pIoJS3BLxmA0iUL4EFZP5j0\n"
+	"fpD26mVly3NOuiK/fV3moAAwCgYIKoZIzj0EAwIDSQAwRgIhALbA5sr8TKdcFQX+\n"
+	"c/nh8Q0rm0aG7wXuhXVHgNmPXZK5AiEAxfvFgHaRH+mj1mhYJBExbEteTuBksrOf\n"
+	"YgF8GwMbayg=\n"
+	"-----END CERTIFICATE REQUEST-----\n";
+
+static const char vec_ecdev_key_sec1[] =
+	"-----BEGIN EC PARAMETERS-----\n"
+	"BggqhkjOPQMBBw==\n"
+	"-----END EC PARAMETERS-----\n"
+	"-----BEGIN EC PRIVATE KEY-----\n"
+	"MHcCAQEEIEf8wJrOwFzuX9v5xP3xpwwIGHswn7QmkehRoSSvb95HoAoGCCqGSM49\n"
+	"AwEHoUQDQgAEBMf76pt+2FtbpQvZC8fuGxH61ciIy9uWgRCfZEk+zOKSKCUtwS8Z\n"
+	"gNIlC+BBWT+Y9H6Q9uplZctzTroiv31d5g==\n"
+	"-----END EC PRIVATE KEY-----\n";
+
+static const char vec_ecca_key_sec1[] =
+	"-----BEGIN EC PARAMETERS-----\n"
+	"BggqhkjOPQMBBw==\n"
+	"-----END EC PARAMETERS-----\n"
+	"-----BEGIN EC PRIVATE KEY-----\n"
+	"MHcCAQEEIE/Uh+iuDccLAwH1PR1pheU2m8yQPNz5APWMFEu2h1a5oAoGCCqGSM49\n"
+	"AwEHoUQDQgAElfnUZjVF1moRnec8r6J+b3rLoumEXvn3IBIMxzMVTHZ5owA2GgOB\n"
+	"gSYIgollCAfQ7uLofZCw2QLYpFd1Nt2/qg==\n"
+	"-----END EC PRIVATE KEY-----\n";
+
+static const char vec_rsadev_key_pkcs8[] =
+	"-----BEGIN PRIVATE KEY-----\n"
+	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDDVOj2cEniecOH\n"
+	"tYp8m04wJM8G5j5H39aDD5hFhyqD4hcdCvt2TOQ2VJEavyFKKBCQ2mEshwi1mDVt\n"
+	"FF4P8DOpQxJGM8RDbZs+pZRJ7wi62bDpNpGP3C+lXa2ncDqvHZqyCtah5r7I8u4B\n"
+	"pWgIxB4E1bvjijkyO6qTIkivpO2wt0K8GNOPJ0q2c3Wbqse1Fqg0lcJdvZmv8V3r\n"
+	"YPop5wzuTU0LPTge9AYVrl2sE1OicpwUUWCM0ROTSFuLKsLwM54W0fojFAkZu1JY\n"
+	"RCvaZrmlhN5SWPEs3uL1hPxEI+Cjk1wlE2QQYTE7PKIATqfhv3Z7g4WL3394pPHx\n"
+	"Ll5fkGCDAgMBAAECggEAHgnsS53IFv6PvcqC0hfWJdw7RD3bPRVkuUIIMkUPmjmG\n"
+	"QW6jbjVz8RD/QaQ7+9n+djBHOmBHzBlsueokbwILB9ArOsWSPKZZ9f/jtpz+dDGv\n"
+	"HaZJK1z6rM0ju/ir5atBU3kMOdiw5VlKldE4lwSF80tlOiBTHHEFkdv3Xp+X+BFp\n"
+	"7ntKhXuPumcbCAC3tdFudiptTH5RHBf8jaYCVZAYjdSM07LB7j3C/NVhEIAhB1cR\n"
+	"z3R5igSX/D4zO7p68PFapBo68/6kGxPoGVCa97bLCYxtqBKcBnTdwmRggLJBHo49\n"
+	"zjLtjBGS8v62BziS1yotE04eS1HGUnjgTW8DPHkLXQKBgQDnIYu+sRLXb2AZiEj4\n"
+	"iWjGSYEW84Ep11o8AcABwVxAY1hxSqb78Dxeg5RaWKavR12os/P6a81/370AhjK7\n"
+	"NSahnCHRGRsgBLW/Qdm0LXeZlpcCQ4tpGA25OgMeWgPD0u9W7nfzlbR3ffcJ/GID\n"
+	"8olhecUstEXyPyDFm8IoKFpVpwKBgQDYWUdRlKhGxtUKfHiDEcrbg84BiaqYwYlw\n"
+	"FF0c8f/UTfeMADNVpYlbLQx24FROt+smcZeHQ6TyaWHwwf6ny2a2NacNgv24qbqz\n"
+	"qICVkF1OgeFlOJfBiSrSWQnThhqhdjfUe9fi9bZQVni2QahwLLSo7X6NB4DsE7PU\n"
+	"l5VRfwyxxQKBgDoVzh7QNWH61XXVMDF1puUeF9kCvRUcz8qAzhYi1+I+lT1ze1+Z\n"
+	"UjKWcrP5z3oBP2JkRw5KBUz7l24IS7uMcfbvW/hGjPCQ/nPgQqvrOUFZ/P1OqDxz\n"
+	"FQ/Vqm74RDX0Tr3UFEUc/EuDVpAl4yQG0cuzZIAFlgZ5Iu1GZZbd/UXFAoGBAIuj\n"
+	"tECXrrVgCImoJTCT/1cID6M2dAH8iPTqb98K45DocerPBlM1cR6ESRNBX6kfVIuP\n"
+	"rboEkyZTln+K9w7eXgElSBmUfqb+Bh+HltbyQwc1FYH7sRedrSHvjkQUvoOQhiCD\n"
+	"fqhi57Wa2nbokgs1D7Yo9BGa0j+Nx/hjjmD3m/3xAoGANiHc0aNhLakjIwWEJdif\n"
+	"wtp6XxEtH/thiJKcWV0kEaRb7pDjPVk437EUP69PX7I9GsWSeG15LxA1zenZrAQp\n"
+	"sXQCKlpyO+4oRKfNMJpDFDErnJKbLL+OkP8P525X+2D19ykN8PN8Elqoky7i+2vK\n"
+	"z4cnnVQnYP7JzoLGV1WXUUk=\n"
+	"-----END PRIVATE KEY-----\n";
+
+static const char vec_rsadev_key_pkcs1[] =
+	"-----BEGIN RSA PRIVATE KEY-----\n"
+	"MIIEowIBAAKCAQEAw1To9nBJ4nnDh7WKfJtOMCTPBuY+R9/Wgw+YRYcqg+IXHQr7\n"
+	"dkzkNlSRGr8hSigQkNphLIcItZg1bRReD/AzqUMSRjPEQ22bPqWUSe8Iutmw6TaR\n"
+	"j9wvpV2tp3A6rx2asgrWoea+yPLuAaVoCMQeBNW744o5MjuqkyJIr6TtsLdCvBjT\n"
+	"jydKtnN1m6rHtRaoNJXCXb2Zr/Fd62D6KecM7k1NCz04HvQGFa5drBNTonKcFFFg\n"
+	"jNETk0hbiyrC8DOeFtH6IxQJGbtSWEQr2ma5pYTeUljxLN7i9YT8RCPgo5NcJRNk\n"
+	"EGExOzyiAE6n4b92e4OFi99/eKTx8S5eX5BggwIDAQABAoIBAB4J7EudyBb+j73K\n"
+	"gtIX1iXcO0Q92z0VZLlCCDJFD5o5hkFuo241c/EQ/0GkO/vZ/nYwRzpgR8wZbLnq\n"
+	"JG8CCwfQKzrFkjymWfX/47ac/nQxrx2mSStc+qzNI7v4q+WrQVN5DDnYsOVZSpXR\n"
+	"OJcEhfNLZTogUxxxBZHb916fl/gRae57SoV7j7pnGwgAt7XRbnYqbUx+URwX/I2m\n"
+	"AlWQGI3UjNOywe49wvzVYRCAIQdXEc90eYoEl/w+Mzu6evDxWqQaOvP+pBsT6BlQ\n"
+	"mve2ywmMbagSnAZ03cJkYICyQR6OPc4y7YwRkvL+tgc4ktcqLRNOHktRxlJ44E1v\n"
+	"Azx5C10CgYEA5yGLvrES129gGYhI+IloxkmBFvOBKddaPAHAAcFcQGNYcUqm+/A8\n"
+	"XoOUWlimr0ddqLPz+mvNf9+9AIYyuzUmoZwh0RkbIAS1v0HZtC13mZaXAkOLaRgN\n"
+	"uToDHloDw9LvVu5385W0d333CfxiA/KJYXnFLLRF8j8gxZvCKChaVacCgYEA2FlH\n"
+	"UZSoRsbVCnx4gxHK24POAYmqmMGJcBRdHPH/1E33jAAzVaWJWy0MduBUTrfrJnGX\n"
+	"h0Ok8mlh8MH+p8tmtjWnDYL9uKm6s6iAlZBdToHhZTiXwYkq0lkJ04YaoXY31HvX\n"
+	"4vW2UFZ4tkGocCy0qO1+jQeA7BOz1JeVUX8MscUCgYA6Fc4e0DVh+tV11TAxdabl\n"
+	"HhfZAr0VHM/KgM4WItfiPpU9c3tfmVIylnKz+c96AT9iZEcOSgVM+5duCEu7jHH2\n"
+	"71v4RozwkP5z4EKr6zlBWfz9Tqg8cxUP1apu+EQ19E691BRFHPxLg1aQJeMkBtHL\n"
+	"s2SABZYGeSLtRmWW3f1FxQKBgQCLo7RAl661YAiJqCUwk/9XCA+jNnQB/Ij06m/f\n"
+	"CuOQ6HHqzwZTNXEehEkTQV+pH1SLj626BJMmU5Z/ivcO3l4BJUgZlH6m/gYfh5bW\n"
+	"8kMHNRWB+7EXna0h745EFL6DkIYgg36oYue1mtp26JILNQ+2KPQRmtI/jcf4Y45g\n"
+	"95v98QKBgDYh3NGjYS2pIyMFhCXYn8Lael8RLR/7YYiSnFldJBGkW+6Q4z1ZON+x\n"
+	"FD+vT1+yPRrFknhteS8QNc3p2awEKbF0AipacjvuKESnzTCaQxQxK5ySmyy/jpD/\n"
+	"D+duV/tg9fcpDfDzfBJaqJMu4vtrys+HJ51UJ2D+yc6CxldVl1FJ\n"
+	"-----END RSA PRIVATE KEY-----\n";
+
+
+#define VEC_ECDEV_ID "028df6ccaa2e90389481e062a1fc588d5883117e8dc42bdddab2c9615043c3c7"
+#define VEC_ECDEV_SERIAL "c0ffee0123456789"
+#define VEC_ECDEV_CN "SN0001 \xe8\xae\xbe\xe5\xa4\x87"
+#define VEC_ECDEV_SUBJECT "C=CN, ST=ZheJiang, L=HangZhou, O=IoV, OU=MQTT, CN=" VEC_ECDEV_CN
+#define VEC_ECDEV_NOT_BEFORE 1795435202
+#define VEC_ECDEV_NOT_AFTER 1838635202
+#define VEC_ECDEV_SKID "7a11c72d7e6ad2f2cd32b1a512b4f08e34d6dd6d"
+#define VEC_RSACA_SKID "110784653bc46bfe7ae47ba3a0575f080bf6e783"
+#define VEC_RSACA_ID "fecf1307579cb746650aa765f5057ca566afbc9f92b37fc535cffc9a4d1b5348"
+#define VEC_RSACA_SERIAL "09a183104d561ec2b622d9448921602417d12638"
+#define VEC_RSACA_NOT_AFTER 2110795202
+#define VEC_ECCA_SKID "1aa6f76f3a917c7725114c57b19ff07ff9eb441a"
+#define VEC_RSADEV_ID "2b0faf3b958d8e17eb2f30c3c7a65d72609dd46c90217f0a0d3dec7a4303473d"
+#define VEC_RSADEV_NOT_AFTER 1798027202
+
+#endif

@@ -255,6 +255,17 @@ class ShardPlacementTest(VouchTest):
 class TakeoverTest(VouchTest):
 	BROKER_ARGS = {}
 
+	def _next_skipping_redelivery(self, c, t, i):
+		"""The message m<i>. The PUBACK of m<i-1> went out on the old
+		connection just before the takeover and may not have been
+		processed: then m<i-1> is resent first, with DUP set."""
+		m = c.message()
+		if i > 0 and m.payload == b"m%d" % (i - 1):
+			self.assertTrue(m.dup, m)
+			m = c.message()
+		self.assertEqual((m.payload, m.topic), (b"m%d" % i, t))
+		c.expect_nothing(0.05)
+
 	def test_takeover_v5_session_continues(self):
 		cid = self.cid("dev", 1)
 		t = self.topic("to")
@@ -275,9 +286,7 @@ class TakeoverTest(VouchTest):
 			self.assertEqual([(x.type, x.rc) for x in got],
 					 [(DISCONNECT, 0x8E)], "takeover %d" % i)
 			pub.publish(t, b"m%d" % i, qos=1)
-			m = n.message()
-			self.assertEqual(m.payload, b"m%d" % i)
-			self.assertEqual(m.topic, t)
+			self._next_skipping_redelivery(n, t, i)
 			c = n
 		self.assertTrue(c.is_open())
 
@@ -295,7 +304,7 @@ class TakeoverTest(VouchTest):
 			got = c.expect_closed()
 			self.assertEqual(got, [])
 			pub.publish(t, b"m%d" % i, qos=1)
-			self.assertEqual(n.message().payload, b"m%d" % i)
+			self._next_skipping_redelivery(n, t, i)
 			c = n
 
 	def test_takeover_redelivers_inflight(self):

@@ -247,6 +247,23 @@ static int parse_name(const struct tls_tlv *name, char *cn, char *o, char *ou)
 	return 0;
 }
 
+/* See tls/cert.h. Pure; any thread. */
+int tls_name_fields(const uint8_t *name, size_t len, char *cn, char *o, char *ou)
+{
+	struct tls_der d;
+	struct tls_tlv t;
+	char scratch[3][TLS_CERT_NAME_MAX + 1];
+
+	tls_der_init(&d, name, len);
+	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &t) < 0 || tls_der_more(&d))
+		return -EINVAL;
+	/* parse_name() only fills buffers it is given: give it all three so
+	 * that every CN, O and OU is checked. */
+	scratch[0][0] = scratch[1][0] = scratch[2][0] = '\0';
+	return parse_name(&t, cn ? cn : scratch[0], o ? o : scratch[1],
+			  ou ? ou : scratch[2]);
+}
+
 static const struct {
 	uint8_t oid[10];
 	uint8_t len;

@@ -75,6 +75,13 @@ int tls_spki_key(const uint8_t *spki, size_t len, enum tls_key_type *type,
 		 int *bits);
 
 /*
+ * tls_name_fields - check a DER Name (whole SEQUENCE) as tls_cert_parse()
+ * checks subjects, and copy its first CN, O and OU (each buffer, if not
+ * NULL, TLS_CERT_NAME_MAX + 1 bytes). Returns 0, -EINVAL, -ENAMETOOLONG.
+ */
+int tls_name_fields(const uint8_t *name, size_t len, char *cn, char *o, char *ou);
+
+/*
  * tls_name_format - render a DER Name (whole SEQUENCE, e.g. info.subject)
  * as "C=CN, O=IoV, CN=SN0001" (attributes in encoded order, like openssl
  * -nameopt oneline), escaping ',', '+', '=', '"', '\\', '<', '>', ';'.

@@ -481,9 +481,8 @@ static int put_rdn(struct tls_derw *w, const uint8_t *oid, size_t oid_len,
 static int encode_name(const struct tls_pki_name *n, uint8_t *out, size_t cap)
 {
 	struct tls_derw w;
-	char check[512];
 	size_t top;
-	int rc = 0;
+	int rc = 0, chk;
 
 	if (n->c && *n->c) {
 		if (strlen(n->c) != 2 || !((n->c[0] >= 'A' && n->c[0] <= 'Z') ||
@@ -513,9 +512,8 @@ static int encode_name(const struct tls_pki_name *n, uint8_t *out, size_t cap)
 	if (rc < 0)
 		return rc;
 	/* The parser is the judge of what is valid UTF-8 in a name. */
-	if (tls_name_format(out, (size_t)rc, check, sizeof check) == -EINVAL)
-		return -EINVAL;
-	return rc;
+	chk = tls_name_fields(out, (size_t)rc, NULL, NULL, NULL);
+	return chk < 0 ? chk : rc;
 }
 
 /* UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
@@ -732,9 +730,17 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 		c->serial[0] = (uint8_t)((c->serial[0] & 0x7f) | 0x01);
 		c->serialSz = TLS_PKI_SERIAL_LEN;
 	}
-	if (c->serial[0] == 0 && c->serialSz == 1) {
-		rc = -EINVAL; /* RFC 5280 4.1.2.2: positive */
-		goto out;
+	{
+		/* RFC 5280 4.1.2.2: positive. The bytes are a magnitude, so
+		 * only zero is out; wolfCrypt pads a set top bit itself. */
+		uint8_t any = 0;
+
+		for (int i = 0; i < c->serialSz; i++)
+			any |= c->serial[i];
+		if (!any) {
+			rc = -EINVAL;
+			goto out;
+		}
 	}
 
 	rc = encode_time(spec->not_before, c->beforeDate, &c->beforeDateSz);

@@ -513,10 +513,18 @@ static int set_serial(const struct ctl_ctx *ctx, struct tls_pki_spec *s, const c
 	if (!hex)
 		return CTL_OK;
 	n = tls_unhex(hex, s->serial, sizeof s->serial);
-	if (n <= 0 || (n == 1 && s->serial[0] == 0))
-		return ctl_usage(ctx, "--serial must be 1 to 20 bytes of hex, not zero");
-	if (s->serial[0] & 0x80)
-		return ctl_usage(ctx, "--serial must be positive (first byte below 80)");
+	if (n > 0) {
+		/* A magnitude: drop leading zeros; zero itself is not allowed. */
+		int z = 0;
+
+		while (z < n && s->serial[z] == 0)
+			z++;
+		memmove(s->serial, s->serial + z, (size_t)(n - z));
+		n -= z;
+	}
+	if (n <= 0 || (n == 20 && (s->serial[0] & 0x80)))
+		return ctl_usage(ctx, "--serial must be a nonzero hex number of at most "
+				 "20 bytes (159 bits)");
 	s->serial_len = (size_t)n;
 	return CTL_OK;
 }

@@ -551,6 +551,23 @@ static void test_names(void)
 	CHECK_INT(tls_name_format(good, sizeof good, tiny, sizeof tiny), -ENOSPC);
 	CHECK_STR(tiny, "CN=a\\,b");
 	CHECK_INT(tls_name_format(good, sizeof good - 1, out, sizeof out), -EINVAL);
+	{
+		char cn[TLS_CERT_NAME_MAX + 1], ou[TLS_CERT_NAME_MAX + 1];
+		uint8_t nb[256];
+		size_t n;
+
+		CHECK_INT(tls_name_fields(good, sizeof good, cn, NULL, ou), 0);
+		CHECK_STR(cn, "a,b");
+		CHECK_STR(ou, "ou");
+		CHECK_INT(tls_name_fields(good, sizeof good - 1, cn, NULL, NULL), -EINVAL);
+		/* Checked even when the caller does not want the field. */
+		n = name1(nb, sizeof nb, oid_ou, 3, TLS_DER_UTF8_STRING, "\xff", 1);
+		CHECK_INT(tls_name_fields(nb, n, NULL, NULL, NULL), -EINVAL);
+		n = name1(nb, sizeof nb, oid_cn, 3, TLS_DER_UTF8_STRING,
+			  "0123456789012345678901234567890123456789012345678901234567890123456789",
+			  65);
+		CHECK_INT(tls_name_fields(nb, n, NULL, NULL, NULL), -ENAMETOOLONG);
+	}
 
 	/* An empty RDN SET is malformed; an empty Name is fine. */
 	{

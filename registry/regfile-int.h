@@ -306,6 +306,8 @@ uint64_t regx_hash(const struct registry *r, enum regx_kind k,
 		   const struct regx_key *key);
 /* A table with room for n keys at a low load. NULL on ENOMEM. */
 struct regx_tab *regx_new(uint64_t n);
+/* Prefetch the home slot of hash h (open-time pipelining). */
+void regx_prefetch(const struct registry *r, enum regx_kind k, uint64_t h);
 /* Free a table and the ones it retired. */
 void regx_free(struct regx_tab *t);
 /* Find key; returns the record offset (0 = absent) and, if idx, the slot.

@@ -314,8 +314,43 @@ static bool ca_auto_ok(int s)
 	return s == REG_ACTIVE || s == REG_PENDING_ACTIVATION;
 }
 
+/* The index hashes a record needs (key kind k in [0], serial in [1]), as
+ * check() computes them; at open they are computed ahead, to prefetch. */
+static void rec_hashes(const struct registry *r, const struct regf_rec *h,
+		       uint64_t out[2], enum regx_kind *k)
+{
+	const uint8_t *b = regf_body(h);
+	struct regx_key key = { .id = b };
+
+	*k = REGX_KINDS;
+	switch (h->type) {
+	case REGF_DEV_ADD: {
+		const struct regf_dev_add *a = (const void *)b;
+		struct regx_key sk = { a->issuer, b + sizeof(*a), a->serial_len };
+		out[1] = regx_hash(r, REGX_SER, &sk);
+	}	/* fall through */
+	case REGF_DEV_STATE: case REGF_DEV_DELETE:
+		*k = REGX_DEV;
+		break;
+	case REGF_CA_ADD: case REGF_CA_STATE: case REGF_CA_DELETE:
+		*k = REGX_CA;
+		break;
+	case REGF_REVOKE_SERIAL: {
+		const struct regf_revoke *a = (const void *)b;
+		key.serial = b + sizeof(*a);
+		key.serial_len = a->serial_len;
+		*k = REGX_SER;
+		break;
+	}
+	default:
+		return;
+	}
+	out[0] = regx_hash(r, *k, &key);
+}
+
+/* hint: the record's hashes from rec_hashes(), or NULL to compute them. */
 static int check(struct registry *r, const struct regf_view *v,
-		 struct plan *p, const char **why)
+		 struct plan *p, const char **why, const uint64_t *hint)
 {
 	const struct regf_rec *h = v->h;
 	struct regx_key key = { 0 };
@@ -348,7 +383,7 @@ static int check(struct registry *r, const struct regf_view *v,
 	} else {
 		key.id = v->body;
 	}
-	p->h = regx_hash(r, p->k, &key);
+	p->h = hint ? hint[0] : regx_hash(r, p->k, &key);
 	cur = regx_find(r, p->k, &key, p->h, &p->idx);
 	p->is_new = cur == 0;
 	if (h->prev != cur) {
@@ -384,7 +419,7 @@ static int check(struct registry *r, const struct regf_view *v,
 		}
 		struct regx_key sk = { b->issuer, v->serial, v->serial_len };
 		p->ser = true;
-		p->sh = regx_hash(r, REGX_SER, &sk);
+		p->sh = hint ? hint[1] : regx_hash(r, REGX_SER, &sk);
 		scur = regx_find(r, REGX_SER, &sk, p->sh, &p->sidx);
 		p->snew = scur == 0;
 		if (b->sprev != scur) {
@@ -664,10 +699,39 @@ static int scan(struct registry *r, uint64_t size, struct scan *s,
 	return 0;
 }
 
+/*
+ * Pass 2: check every record against the state before it and apply it.
+ * The loop is bound by cache misses on the index slots, so the hashes of
+ * the records AHEAD positions on are computed early and their slots
+ * prefetched.
+ */
+#define AHEAD 16
+
 static int apply_all(struct registry *r, const struct scan *s, char *err,
 		     size_t errlen)
 {
-	for (uint64_t off = REGF_HDR_SIZE; off < s->end;) {
+	uint64_t ring_off[AHEAD], ring_h[AHEAD][2];
+	uint64_t next = REGF_HDR_SIZE;  /* the next record to hash */
+	unsigned head = 0, tail = 0;    /* ring of hashed records */
+
+	for (;;) {
+		while (tail - head < AHEAD && next < s->end) {
+			const struct regf_rec *h = regf_at(r, next);
+			uint64_t *hh = ring_h[tail % AHEAD];
+			enum regx_kind k;
+			rec_hashes(r, h, hh, &k);
+			if (k != REGX_KINDS)
+				regx_prefetch(r, k, hh[0]);
+			if (h->type == REGF_DEV_ADD)
+				regx_prefetch(r, REGX_SER, hh[1]);
+			ring_off[tail % AHEAD] = next;
+			tail++;
+			next += h->len;
+		}
+		if (head == tail)
+			break;
+
+		uint64_t off = ring_off[head % AHEAD];
 		const struct regf_rec *h = regf_at(r, off);
 		struct regf_view v;
 		struct plan p;
@@ -675,7 +739,8 @@ static int apply_all(struct registry *r, const struct scan *s, char *err,
 		int rc;
 
 		regf_parse((const uint8_t *)h, &v, &why);
-		rc = check(r, &v, &p, &why);
+		rc = check(r, &v, &p, &why, ring_h[head % AHEAD]);
+		head++;
 		if (rc == -ENOMEM) {
 			errf(err, errlen, "%s: out of memory building the indexes", r->path);
 			return rc;
@@ -687,7 +752,6 @@ static int apply_all(struct registry *r, const struct scan *s, char *err,
 			return rc;
 		}
 		publish(r, &p, h->type, off);
-		off += h->len;
 	}
 	return 0;
 }
@@ -807,19 +871,20 @@ static int check_header(const struct registry *r, uint64_t size,
 	return 0;
 }
 
-/* Map [0, len) of the file at the reserved address (replacing what was
- * there) and put the rest of the reservation back to PROT_NONE. */
+/* The file was mapped up to old_len and is now len long: map the pages
+ * that are new, or put the pages past the end back to PROT_NONE. Pages that
+ * stay are not remapped, so what is already faulted in stays so. */
 static int map_file(struct registry *r, uint64_t len, uint64_t old_len, int flags)
 {
 	uint8_t *base = (uint8_t *)r->map;
+	uint64_t a = round_up(old_len, 4096), b = round_up(len, 4096);
 
-	if (old_len > len &&
-	    mmap(base + round_up(len, 4096), round_up(old_len, 4096) - round_up(len, 4096),
-		 PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-		 -1, 0) == MAP_FAILED)
+	if (b > a && mmap(base + a, b - a, PROT_READ, MAP_SHARED | MAP_FIXED | flags,
+			  r->fd, (off_t)a) == MAP_FAILED)
 		return -errno;
-	if (len && mmap(base, len, PROT_READ, MAP_SHARED | MAP_FIXED | flags,
-			r->fd, 0) == MAP_FAILED)
+	if (b < a && mmap(base + b, a - b, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+			  -1, 0) == MAP_FAILED)
 		return -errno;
 	return 0;
 }
@@ -1050,7 +1115,7 @@ int64_t regf_append(struct registry *r)
 	h->check = regf_checksum(r->salt, h, h->len);
 	if (regf_parse(r->wbuf, &v, &why))
 		return -EINVAL;
-	rc = check(r, &v, &p, &why);
+	rc = check(r, &v, &p, &why, NULL);
 	if (rc)
 		return rc == -ENOMEM ? rc : -EINVAL;
 	if (r->end + h->len > r->size) {

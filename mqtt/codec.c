@@ -762,7 +762,8 @@ static const struct rcset rc_unsuback = { {
 static const struct rcset rc_disconnect = { {
 	RC(0x00) | RC(0x04), 0,
 	RC_HI(0x80) | RC_HI(0x81) | RC_HI(0x82) | RC_HI(0x83) | RC_HI(0x87) |
-	RC_HI(0x89) | RC_HI(0x8B) | RC_HI(0x8D) | RC_HI(0x8E) | RC_HI(0x8F) |
+	RC_HI(0x89) | RC_HI(0x8B) | RC_HI(0x8C) | RC_HI(0x8D) | RC_HI(0x8E) |
+	RC_HI(0x8F) |
 	RC_HI(0x90) | RC_HI(0x93) | RC_HI(0x94) | RC_HI(0x95) | RC_HI(0x96) |
 	RC_HI(0x97) | RC_HI(0x98) | RC_HI(0x99) | RC_HI(0x9A) | RC_HI(0x9B) |
 	RC_HI(0x9C) | RC_HI(0x9D) | RC_HI(0x9E) | RC_HI(0x9F) | RC_HI(0xA0) |
@@ -1324,14 +1325,22 @@ static size_t props_body_size(const struct mqtt_props *pr)
 	return n + user_size(pr);
 }
 
-/* See codec.h. Any thread. */
-size_t mqtt_props_size(const struct mqtt_props *props)
+/* Property block size, length prefix included, or TOO_BIG. */
+static size_t props_size(const struct mqtt_props *props)
 {
 	size_t n = props_body_size(props);
 
 	if (n > MQTT_MAX_REMAINING)
 		return TOO_BIG;
 	return (size_t)mqtt_varint_size((uint32_t)n) + n;
+}
+
+/* See codec.h: 0 when the block is too large to encode. Any thread. */
+size_t mqtt_props_size(const struct mqtt_props *props)
+{
+	size_t n = props_size(props);
+
+	return n == TOO_BIG ? 0 : n;
 }
 
 /* Write the property block; the caller has checked the room. */
@@ -1448,7 +1457,7 @@ size_t mqtt_props_encode(const struct mqtt_props *props, uint8_t *out,
 /* Property block size (prefix included) for v5, 0 for v3.1.1. */
 static inline size_t vprops(const struct mqtt_props *pr, bool v5)
 {
-	return v5 ? mqtt_props_size(pr) : 0;
+	return v5 ? props_size(pr) : 0;
 }
 
 static inline bool props_empty(const struct mqtt_props *pr)
@@ -1515,7 +1524,7 @@ static size_t body_size(const struct mqtt_packet *p, uint8_t version)
 			return 2;
 		if (props_empty(&a->props))
 			return a->reason ? 3 : 2;       /* 3.4.2.1 short forms */
-		return add(3, mqtt_props_size(&a->props));
+		return add(3, props_size(&a->props));
 	}
 	case MQTT_SUBSCRIBE:
 	case MQTT_UNSUBSCRIBE: {
@@ -1545,7 +1554,7 @@ static size_t body_size(const struct mqtt_packet *p, uint8_t version)
 			return 0;
 		if (props_empty(&d->props))
 			return d->reason ? 1 : 0;       /* 3.14.2.1 */
-		return add(1, mqtt_props_size(&d->props));
+		return add(1, props_size(&d->props));
 	}
 	default:
 		return TOO_BIG;

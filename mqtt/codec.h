@@ -68,7 +68,8 @@ size_t mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
 /*
  * Encode just the v5 property block (its variable-length size first) of
  * props into out. Returns bytes written or 0 if cap is too small.
- * mqtt_props_size() gives the size including the length prefix.
+ * mqtt_props_size() gives the size including the length prefix (so at
+ * least 1), or 0 when the block is larger than MQTT_MAX_REMAINING.
  */
 size_t mqtt_props_size(const struct mqtt_props *props);
 size_t mqtt_props_encode(const struct mqtt_props *props, uint8_t *out,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mqtt/codec.h"
@@ -118,8 +119,8 @@ static ssize_t decode_all(const char *name, const uint8_t *b, size_t n,
 /* ------------------------------------------------------------------ */
 
 struct bb {
-	size_t n;
-	uint8_t b[300000];
+	size_t n, cap;
+	uint8_t *b;
 };
 
 static struct bb *bb_new(void)
@@ -129,20 +130,52 @@ static struct bb *bb_new(void)
 	if (!x)
 		exit(2);
 	x->n = 0;
+	x->cap = 256;
+	x->b = malloc(x->cap);
+	if (!x->b)
+		exit(2);
 	return x;
 }
 
-static void u8(struct bb *x, unsigned v) { x->b[x->n++] = (uint8_t)v; }
+static void bb_free(struct bb *x)
+{
+	free(x->b);
+	free(x);
+}
+
+static void bb_room(struct bb *x, size_t more)
+{
+	if (x->n + more <= x->cap)
+		return;
+	while (x->n + more > x->cap)
+		x->cap *= 2;
+	x->b = realloc(x->b, x->cap);
+	if (!x->b)
+		exit(2);
+}
+
+static void u8(struct bb *x, unsigned v)
+{
+	bb_room(x, 1);
+	x->b[x->n++] = (uint8_t)v;
+}
 static void u16(struct bb *x, unsigned v) { u8(x, v >> 8); u8(x, v); }
 static void u32(struct bb *x, uint32_t v) { u16(x, v >> 16); u16(x, v & 0xFFFF); }
 static void raw(struct bb *x, const void *p, size_t n)
 {
+	if (!n)
+		return;
+	bb_room(x, n);
 	memcpy(x->b + x->n, p, n);
 	x->n += n;
 }
 static void strn(struct bb *x, const void *p, size_t n) { u16(x, (unsigned)n); raw(x, p, n); }
 static void str(struct bb *x, const char *s) { strn(x, s, strlen(s)); }
-static void vint(struct bb *x, uint32_t v) { x->n += (size_t)mqtt_varint_put(x->b + x->n, v); }
+static void vint(struct bb *x, uint32_t v)
+{
+	bb_room(x, 4);
+	x->n += (size_t)mqtt_varint_put(x->b + x->n, v);
+}
 static void hex(struct bb *x, const char *h)
 {
 	while (*h) {
@@ -204,7 +237,7 @@ static ssize_t dec_hex(const char *name, const char *h, uint8_t ver,
 
 	CHECK(r == (ssize_t)x->n, "%s: decode gave %zd, want %zu (%s)", name,
 	      r, x->n, r < 0 ? mqtt_err_str((enum mqtt_err)-r) : "");
-	free(x);
+	bb_free(x);
 	return r;
 }
 
@@ -410,7 +443,7 @@ static void test_spec_vectors(void)
 		      "back to back 1");
 		CHECK(gdecode(x->b + 2, x->n - 2, MQTT_V311, 0, &p) == 5 &&
 		      p.type == MQTT_PUBLISH, "back to back 2");
-		free(x);
+		bb_free(x);
 	}
 }
 
@@ -435,7 +468,7 @@ static void expect_err_hex(const char *name, const char *h, uint8_t ver,
 	struct bb *x = from_hex(h);
 
 	expect_err_x(name, x, ver, 0, want);
-	free(x);
+	bb_free(x);
 }
 
 static void expect_err_body(const char *name, unsigned first,
@@ -445,7 +478,7 @@ static void expect_err_body(const char *name, unsigned first,
 	struct bb *x = frame(first, body);
 
 	expect_err_x(name, x, ver, 0, want);
-	free(x);
+	bb_free(x);
 }
 
 static void expect_ok_body(const char *name, unsigned first,
@@ -457,7 +490,7 @@ static void expect_ok_body(const char *name, unsigned first,
 
 	CHECK(r == (ssize_t)x->n, "%s: got %zd (%s), want ok", name, r,
 	      r < 0 ? mqtt_err_str((enum mqtt_err)-r) : "");
-	free(x);
+	bb_free(x);
 }
 
 /* A CONNECT body: name, level, flags, keep alive, [props], client id and
@@ -543,16 +576,16 @@ static void test_malformed(void)
 		      "max = size - 1 refused");
 		CHECK(gdecode(x->b, 2, MQTT_V311, 11, &p) == -MQTT_ERR_TOO_LARGE,
 		      "refused with the header only");
-		free(x);
+		bb_free(x);
 	}
 
 	/* CONNECT */
 	b = connect_body("MQTX", 4, 2, NULL, "c", NULL);
 	expect_err_body("protocol name", 0x10, b, 0, MQTT_ERR_PROTOCOL_NAME);
-	free(b);
+	bb_free(b);
 	b = connect_body("mqtt", 4, 2, NULL, "c", NULL);
 	expect_err_body("protocol name case", 0x10, b, 0, MQTT_ERR_PROTOCOL_NAME);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQIsdp", 3, 2, NULL, "c", NULL);
 	expect_err_body("MQIsdp 3", 0x10, b, 0, MQTT_ERR_PROTOCOL_VERSION);
 	{
@@ -561,121 +594,121 @@ static void test_malformed(void)
 		CHECK(gdecode(x->b, x->n, 0, 0, &p) == -MQTT_ERR_PROTOCOL_VERSION &&
 		      p.type == MQTT_CONNECT && p.u.connect.version == 3,
 		      "MQIsdp reports level 3");
-		free(x);
+		bb_free(x);
 	}
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 3, 2, NULL, "c", NULL);
 	expect_err_body("MQTT level 3", 0x10, b, 0, MQTT_ERR_PROTOCOL_VERSION);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 6, 2, NULL, "c", NULL);
 	{
 		struct bb *x = frame(0x10, b);
 
 		CHECK(gdecode(x->b, x->n, 0, 0, &p) == -MQTT_ERR_PROTOCOL_VERSION &&
 		      p.u.connect.version == 6, "MQTT level 6 reported");
-		free(x);
+		bb_free(x);
 	}
-	free(b);
+	bb_free(b);
 	CHECK(mqtt_err_reason(MQTT_ERR_PROTOCOL_VERSION) == 0x84 &&
 	      mqtt_connack_v3_code(mqtt_err_reason(MQTT_ERR_PROTOCOL_VERSION)) == 0x01,
 	      "unsupported version answers 0x84 / 0x01");
 	b = connect_body("MQTT", 4, 0x03, NULL, "c", NULL);
 	expect_err_body("connect reserved bit", 0x10, b, 0, MQTT_ERR_CONNECT_FLAGS);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 5, 0x03, &no_props, "c", NULL);
 	expect_err_body("v5 connect reserved bit", 0x10, b, 0, MQTT_ERR_CONNECT_FLAGS);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 4, 0x0a, NULL, "c", NULL);
 	expect_err_body("will qos without will", 0x10, b, 0, MQTT_ERR_CONNECT_FLAGS);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 4, 0x22, NULL, "c", NULL);
 	expect_err_body("will retain without will", 0x10, b, 0, MQTT_ERR_CONNECT_FLAGS);
-	free(b);
+	bb_free(b);
 	t = bb_new();
 	str(t, "w");
 	str(t, "m");
 	b = connect_body("MQTT", 4, 0x1e, NULL, "c", t);
 	expect_err_body("will qos 3", 0x10, b, 0, MQTT_ERR_QOS);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 4, 0x16, NULL, "c", t);
 	expect_ok_body("will qos 2", 0x10, b, 0);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	t = from_hex("00 02 70 77");
 	b = connect_body("MQTT", 4, 0x42, NULL, "c", t);
 	expect_err_body("v3 password without user", 0x10, b, 0, MQTT_ERR_CONNECT_FLAGS);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 5, 0x42, &no_props, "c", t);
 	expect_ok_body("v5 password without user", 0x10, b, 0);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	b = connect_body("MQTT", 4, 0x02, NULL, "c\xc0\x80", NULL);
 	expect_err_body("client id overlong nul", 0x10, b, 0, MQTT_ERR_UTF8);
-	free(b);
+	bb_free(b);
 	b = connect_body("MQTT", 4, 0x02, NULL, "\xed\xa0\x80", NULL);
 	expect_err_body("client id surrogate", 0x10, b, 0, MQTT_ERR_UTF8);
-	free(b);
+	bb_free(b);
 	b = bb_new();
 	str(b, "MQTT"); u8(b, 4); u8(b, 2); u16(b, 0); strn(b, "a\0b", 3);
 	expect_err_body("client id U+0000", 0x10, b, 0, MQTT_ERR_UTF8);
-	free(b);
+	bb_free(b);
 	t = bb_new();
 	str(t, "w/#");
 	str(t, "m");
 	b = connect_body("MQTT", 4, 0x06, NULL, "c", t);
 	expect_err_body("will topic wildcard", 0x10, b, 0, MQTT_ERR_TOPIC_NAME);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	t = bb_new();
 	str(t, "");
 	str(t, "m");
 	b = connect_body("MQTT", 4, 0x06, NULL, "c", t);
 	expect_err_body("will topic empty", 0x10, b, 0, MQTT_ERR_TOPIC_NAME);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	b = connect_body("MQTT", 4, 0x82, NULL, "c", NULL);
 	expect_err_body("user flag, no user", 0x10, b, 0, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	t = from_hex("00");
 	b = connect_body("MQTT", 4, 0x02, NULL, "c", t);
 	expect_err_body("connect trailing", 0x10, b, 0, MQTT_ERR_TRAILING);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	b = from_hex("00 04 4d 51 54 54 04 02 00");
 	expect_err_body("connect cut in keep alive", 0x10, b, 0, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	b = from_hex("00 04 4d 51 54");
 	expect_err_body("connect cut in name", 0x10, b, 0, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	pr = from_hex("11 00 00 00 01 11 00 00 00 02");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
 	expect_err_body("repeated session expiry", 0x10, b, 0, MQTT_ERR_PROPERTY);
-	free(b);
-	free(pr);
+	bb_free(b);
+	bb_free(pr);
 	pr = from_hex("7f 00");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
 	expect_err_body("unknown property 0x7f", 0x10, b, 0, MQTT_ERR_PROPERTY);
-	free(b);
-	free(pr);
+	bb_free(b);
+	bb_free(pr);
 	pr = from_hex("80 01 00");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
 	expect_err_body("two-byte property id", 0x10, b, 0, MQTT_ERR_PROPERTY);
-	free(b);
-	free(pr);
+	bb_free(b);
+	bb_free(pr);
 	b = connect_body("MQTT", 5, 2, NULL, "c", NULL);
 	b->n -= 3;      /* drop the client id: props length runs off */
 	u8(b, 0x09);
 	expect_err_body("props longer than packet", 0x10, b, 0, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	pr = from_hex("21 00");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
 	expect_err_body("property cut short", 0x10, b, 0, MQTT_ERR_SHORT);
-	free(b);
-	free(pr);
+	bb_free(b);
+	bb_free(pr);
 	b = bb_new();
 	str(b, "MQTT"); u8(b, 5); u8(b, 2); u16(b, 0); hex(b, "80 00"); str(b, "c");
 	expect_err_body("non-minimal props length", 0x10, b, 0, MQTT_ERR_REMAINING_LENGTH);
-	free(b);
+	bb_free(b);
 	/* Will properties: payload format 2, and a CONNECT-only property. */
 	t = bb_new();
 	hex(t, "02 01 02");
@@ -683,72 +716,72 @@ static void test_malformed(void)
 	str(t, "m");
 	b = connect_body("MQTT", 5, 0x06, &no_props, "c", t);
 	expect_err_body("will payload format 2", 0x10, b, 0, MQTT_ERR_PROPERTY_VALUE);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	t = bb_new();
 	hex(t, "05 11 00 00 00 01");
 	str(t, "w");
 	str(t, "m");
 	b = connect_body("MQTT", 5, 0x06, &no_props, "c", t);
 	expect_err_body("session expiry in will", 0x10, b, 0, MQTT_ERR_PROPERTY);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	t = bb_new();
 	hex(t, "05 18 00 00 00 01");
 	str(t, "w");
 	str(t, "m");
 	b = connect_body("MQTT", 5, 0x06, &no_props, "c", t);
 	expect_ok_body("will delay in will", 0x10, b, 0);
-	free(b);
-	free(t);
+	bb_free(b);
+	bb_free(t);
 	pr = from_hex("18 00 00 00 01");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
 	expect_err_body("will delay in connect", 0x10, b, 0, MQTT_ERR_PROPERTY);
-	free(b);
-	free(pr);
+	bb_free(b);
+	bb_free(pr);
 
 	/* PUBLISH */
 	b = bb_new(); str(b, "a/+"); raw(b, "x", 1);
 	expect_err_body("topic +", 0x30, b, MQTT_V311, MQTT_ERR_TOPIC_NAME);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "#"); raw(b, "x", 1);
 	expect_err_body("topic #", 0x30, b, MQTT_V311, MQTT_ERR_TOPIC_NAME);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a/b#"); u8(b, 0);
 	expect_err_body("topic # v5", 0x30, b, MQTT_V5, MQTT_ERR_TOPIC_NAME);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, ""); raw(b, "x", 1);
 	expect_err_body("topic empty v3", 0x30, b, MQTT_V311, MQTT_ERR_TOPIC_NAME);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, ""); u8(b, 0);
 	expect_err_body("topic empty v5 no alias", 0x30, b, MQTT_V5, MQTT_ERR_TOPIC_NAME);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a\xff"); raw(b, "x", 1);
 	expect_err_body("topic bad utf8", 0x30, b, MQTT_V311, MQTT_ERR_UTF8);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a"); u16(b, 0);
 	expect_err_body("qos1 packet id 0", 0x32, b, MQTT_V311, MQTT_ERR_PACKET_ID);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a"); u16(b, 0); u8(b, 0);
 	expect_err_body("qos2 packet id 0 v5", 0x34, b, MQTT_V5, MQTT_ERR_PACKET_ID);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a"); u8(b, 0);
 	expect_err_body("qos1 packet id cut", 0x32, b, MQTT_V311, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	b = from_hex("00 05 61");
 	expect_err_body("topic longer than packet", 0x30, b, MQTT_V311, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	b = from_hex("00");
 	expect_err_body("topic length cut", 0x30, b, MQTT_V311, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 	b = bb_new(); str(b, "a");
 	expect_err_body("v5 publish without props length", 0x30, b, MQTT_V5, MQTT_ERR_SHORT);
-	free(b);
+	bb_free(b);
 #define PUB5(name, prop_hex, want) do { \
 		struct bb *pp = from_hex(prop_hex), *bd = bb_new(); \
 		str(bd, "t"); props(bd, pp); raw(bd, "pl", 2); \
 		expect_err_body(name, 0x30, bd, MQTT_V5, want); \
-		free(pp); free(bd); \
+		bb_free(pp); bb_free(bd); \
 	} while (0)
 	PUB5("topic alias 0", "23 00 00", MQTT_ERR_PROPERTY_VALUE);
 	PUB5("sub id 0", "0b 00", MQTT_ERR_PROPERTY_VALUE);
@@ -775,13 +808,13 @@ static void test_malformed(void)
 		}
 		bd = bb_new(); str(bd, "t"); props(bd, pp);
 		expect_ok_body("32 sub ids", 0x30, bd, MQTT_V5);
-		free(bd);
+		bb_free(bd);
 		u8(pp, 0x0b);
 		u8(pp, 1);
 		bd = bb_new(); str(bd, "t"); props(bd, pp);
 		expect_err_body("33 sub ids", 0x30, bd, MQTT_V5, MQTT_ERR_PROPERTY);
-		free(bd);
-		free(pp);
+		bb_free(bd);
+		bb_free(pp);
 	}
 #undef PUB5
 
@@ -812,7 +845,7 @@ static void test_malformed(void)
 		str(bd, filter); u8(bd, opt); \
 		if (want == MQTT_ERR_NONE) expect_ok_body(name, 0x82, bd, ver); \
 		else expect_err_body(name, 0x82, bd, ver, want); \
-		free(bd); \
+		bb_free(bd); \
 	} while (0)
 	SUBF("filter empty", MQTT_V311, "", 0, MQTT_ERR_TOPIC_FILTER);
 	SUBF("filter a/#/b", MQTT_V311, "a/#/b", 0, MQTT_ERR_TOPIC_FILTER);
@@ -891,6 +924,8 @@ static void test_malformed(void)
 	/* DISCONNECT / AUTH */
 	expect_err_hex("v5 disconnect 0x05", "e0 01 05", MQTT_V5, MQTT_ERR_REASON_CODE);
 	expect_err_hex("v5 disconnect 0x84", "e0 01 84", MQTT_V5, MQTT_ERR_REASON_CODE);
+	expect_err_hex("v5 disconnect 0x91", "e0 01 91", MQTT_V5, MQTT_ERR_REASON_CODE);
+	expect_err_hex("v5 connack 0x8b", "20 03 00 8b 00", MQTT_V5, MQTT_ERR_REASON_CODE);
 	expect_err_hex("v5 disconnect receive max", "e0 05 00 03 21 00 01", MQTT_V5,
 		       MQTT_ERR_PROPERTY);
 	expect_err_hex("v5 disconnect trailing", "e0 03 00 00 00", MQTT_V5, MQTT_ERR_TRAILING);
@@ -1010,7 +1045,7 @@ static struct bb *v5_packet(unsigned t, const struct bb *pr)
 		break;
 	}
 	x = frame(first, b);
-	free(b);
+	bb_free(b);
 	return x;
 }
 
@@ -1035,7 +1070,7 @@ static void try_props(const char *what, unsigned t, uint8_t id,
 		      r < 0 ? mqtt_err_str((enum mqtt_err)-r) : "");
 	else
 		CHECK(r == -(ssize_t)want, "%s: got %zd, want -%d", name, r, want);
-	free(x);
+	bb_free(x);
 }
 
 static void test_every_property(void)
@@ -1077,7 +1112,7 @@ static void test_every_property(void)
 				q->n = 0;
 				put_prop(q, id, kind, 2);
 				try_props("byte 2", t, id, q, MQTT_ERR_PROPERTY_VALUE);
-				free(q);
+				bb_free(q);
 			}
 			if (allowed && (id == MQTT_PROP_RECEIVE_MAXIMUM ||
 					id == MQTT_PROP_MAXIMUM_PACKET_SIZE ||
@@ -1087,7 +1122,7 @@ static void test_every_property(void)
 
 				put_prop(q, id, kind, 0);
 				try_props("zero", t, id, q, MQTT_ERR_PROPERTY_VALUE);
-				free(q);
+				bb_free(q);
 			}
 			if (allowed && (id == MQTT_PROP_TOPIC_ALIAS_MAXIMUM ||
 					id == MQTT_PROP_SESSION_EXPIRY ||
@@ -1096,7 +1131,7 @@ static void test_every_property(void)
 
 				put_prop(q, id, kind, 0);
 				try_props("zero ok", t, id, q, MQTT_ERR_NONE);
-				free(q);
+				bb_free(q);
 			}
 			/* A value cut short by the end of the property block. */
 			{
@@ -1108,9 +1143,9 @@ static void test_every_property(void)
 					q->b[q->n - 1] |= 0x80;
 				try_props("cut", t, id, q, allowed ?
 					  MQTT_ERR_SHORT : MQTT_ERR_PROPERTY);
-				free(q);
+				bb_free(q);
 			}
-			free(pr);
+			bb_free(pr);
 		}
 		/* Every identifier that is not a property at all. */
 		for (unsigned id = 0; id < 128; id++) {
@@ -1125,7 +1160,7 @@ static void test_every_property(void)
 			u8(q, id);
 			u8(q, 0);
 			try_props("unknown", t, (uint8_t)id, q, MQTT_ERR_PROPERTY);
-			free(q);
+			bb_free(q);
 		}
 	}
 }
@@ -1894,6 +1929,160 @@ static void test_topics(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Implementation limits and the iterators on odd input                  */
+/* ------------------------------------------------------------------ */
+
+static void test_limits(void)
+{
+	struct mqtt_packet p;
+	struct bb *b, *x;
+	ssize_t r;
+
+	/* 65535 topic filters fit a SUBSCRIBE's count; one more does not. */
+	b = bb_new();
+	u16(b, 1);
+	for (unsigned i = 0; i < 65535; i++) {
+		str(b, "a");
+		u8(b, 1);
+	}
+	x = frame(0x82, b);
+	r = decode_all("65535 filters", x->b, x->n, MQTT_V311, 0, &p);
+	CHECK(r == (ssize_t)x->n && p.u.subscribe.count == 65535, "65535 filters: %zd", r);
+	bb_free(x);
+	str(b, "a");
+	u8(b, 1);
+	expect_err_body("65536 filters", 0x82, b, MQTT_V311, MQTT_ERR_TOO_LARGE);
+	bb_free(b);
+
+	/* The same for SUBACK codes. */
+	b = bb_new();
+	u16(b, 1);
+	u8(b, 0);
+	for (unsigned i = 0; i < 65535; i++)
+		u8(b, 0x80);
+	x = frame(0x90, b);
+	r = decode_all("65535 codes", x->b, x->n, MQTT_V5, 0, &p);
+	CHECK(r == (ssize_t)x->n && p.u.suback.count == 65535, "65535 codes: %zd", r);
+	bb_free(x);
+	u8(b, 0);
+	expect_err_body("65536 codes", 0x90, b, MQTT_V5, MQTT_ERR_TOO_LARGE);
+	bb_free(b);
+
+	/* And for user properties (empty key and value are valid). */
+	struct bb *pr = bb_new();
+
+	for (unsigned i = 0; i < 65535; i++)
+		hex(pr, "26 00 00 00 00");
+	b = bb_new();
+	str(b, "t");
+	props(b, pr);
+	x = frame(0x30, b);
+	r = decode_all("65535 user props", x->b, x->n, MQTT_V5, 0, &p);
+	CHECK(r == (ssize_t)x->n && p.u.publish.props.n_user == 65535 &&
+	      p.u.publish.props.user_len == 65535u * 5, "65535 user props: %zd", r);
+	bb_free(x);
+	bb_free(b);
+	hex(pr, "26 00 00 00 00");
+	b = bb_new();
+	str(b, "t");
+	props(b, pr);
+	expect_err_body("65536 user props", 0x30, b, MQTT_V5, MQTT_ERR_TOO_LARGE);
+	bb_free(b);
+	bb_free(pr);
+
+	/* User properties between every kind of other property. */
+	if (dec_hex("users interleaved with all kinds",
+		    "30 2e 00 01 74 2a 26 00 00 00 01 31 01 01 26 00 00 00 01 32"
+		    " 23 00 05 26 00 00 00 01 33 03 00 02 63 74 26 00 00 00 01 34"
+		    " 0b 05 26 00 00 00 01 35", MQTT_V5, &p) > 0) {
+		struct mqtt_props *ps = &p.u.publish.props;
+		struct mqtt_str k, v;
+		uint32_t off = 0;
+		unsigned n = 0;
+
+		while (mqtt_user_props_next(ps, &off, &k, &v)) {
+			n++;
+			CHECK(k.len == 0 && v.len == 1 && v.p[0] == '0' + n, "pair %u", n);
+		}
+		CHECK(n == 5 && ps->n_user == 5 && ps->user_interleaved &&
+		      ps->payload_format == 1 && ps->topic_alias == 5 &&
+		      str_is(&ps->content_type, "ct") && ps->n_sub_ids == 1 &&
+		      ps->sub_ids[0] == 5, "interleaved fields");
+		CHECK(off == ps->user_len, "iterator ends at the run's end");
+		struct bb *ix = from_hex("30 2e 00 01 74 2a 26 00 00 00 01 31 01 01 26 00 00"
+			" 00 01 32 23 00 05 26 00 00 00 01 33 03 00 02 63 74 26 00 00 00 01"
+			" 34 0b 05 26 00 00 00 01 35");
+
+		CHECK(ix->n == 48 && cc_roundtrip(guard_place(ix->b, ix->n), ix->n) > 0,
+		      "interleaved round trip");
+		bb_free(ix);
+	}
+
+	/* Iterators on hand-built runs that are cut short or odd. */
+	struct mqtt_props up;
+	struct mqtt_str k, v;
+	uint32_t off = 0;
+
+	memset(&up, 0, sizeof up);
+	up.user = guard_place((const uint8_t *)"\x26\x00\x01" "a\x00\x05" "b", 7);
+	up.user_len = 7;
+	CHECK(!mqtt_user_props_next(&up, &off, &k, &v) && off == 7, "cut user run");
+	off = 0;
+	up.user = guard_place((const uint8_t *)"\x7f\x00", 2);
+	up.user_len = 2;
+	CHECK(!mqtt_user_props_next(&up, &off, &k, &v) && off == 2, "unknown id in run");
+	off = 0;
+	up.user = guard_place((const uint8_t *)"\x21\x00", 2);
+	CHECK(!mqtt_user_props_next(&up, &off, &k, &v), "cut u16 in run");
+	off = 0;
+	up.user = NULL;
+	CHECK(!mqtt_user_props_next(&up, &off, &k, &v), "no run");
+
+	struct mqtt_subscribe sub;
+	struct mqtt_topics_iter it;
+	uint8_t o;
+
+	memset(&sub, 0, sizeof sub);
+	mqtt_topics_begin(&it, &sub, true);
+	CHECK(!mqtt_topics_next(&it, &k, &o), "empty list");
+	sub.list = guard_place((const uint8_t *)"\x00\x01" "a", 3);
+	sub.list_len = 3;
+	mqtt_topics_begin(&it, &sub, true);
+	CHECK(!mqtt_topics_next(&it, &k, &o), "list without options byte");
+	mqtt_topics_begin(&it, &sub, false);
+	CHECK(mqtt_topics_next(&it, &k, NULL) && str_is(&k, "a") &&
+	      !mqtt_topics_next(&it, &k, NULL), "same list as unsubscribe");
+	sub.list = guard_place((const uint8_t *)"\x00\x05" "a", 3);
+	mqtt_topics_begin(&it, &sub, false);
+	CHECK(!mqtt_topics_next(&it, &k, NULL), "filter longer than list");
+
+	/* A property block too large for the protocol. */
+	memset(&up, 0, sizeof up);
+	MQTT_SET(&up, MQTT_PROP_USER_PROPERTY);
+	up.user = (const uint8_t *)"";  /* never read: too big to encode */
+	up.user_len = MQTT_MAX_REMAINING + 1;
+	CHECK(mqtt_props_size(&up) == 0 && mqtt_props_encode(&up, enc_buf, 16) == 0,
+	      "props block over the protocol maximum");
+	up.user_len = MQTT_MAX_REMAINING;       /* a block fits, no packet does */
+	CHECK(mqtt_props_size(&up) == MQTT_MAX_REMAINING + 4, "props block at the maximum");
+	memset(&p, 0, sizeof p);
+	p.type = MQTT_PUBLISH;
+	p.u.publish.topic = S("t");
+	p.u.publish.props = up;
+	CHECK(mqtt_encoded_size(&p, MQTT_V5) == 0 &&
+	      mqtt_encode(&p, MQTT_V5, enc_buf, sizeof enc_buf) == 0,
+	      "publish with oversized props");
+	CHECK(mqtt_encoded_size(&p, MQTT_V311) == 5, "v3 ignores the props");
+	p.type = MQTT_PUBACK;
+	p.u.ack.packet_id = 1;
+	p.u.ack.props = up;
+	CHECK(mqtt_encoded_size(&p, MQTT_V5) == 0, "puback with oversized props");
+	p.type = MQTT_DISCONNECT;
+	p.u.disconnect.props = up;
+	CHECK(mqtt_encoded_size(&p, MQTT_V5) == 0, "disconnect with oversized props");
+}
+
+/* ------------------------------------------------------------------ */
 /* Mutations through the fuzz harness's round trip                       */
 /* ------------------------------------------------------------------ */
 
@@ -1939,7 +2128,7 @@ static void test_mutations(void)
 			}
 			decoded += cc_roundtrip(guard_place(m, n), n);
 		}
-		free(x);
+		bb_free(x);
 	}
 	CHECK(decoded > 1000, "mutations decoded only %d packets", decoded);
 	printf("  mutations: %d decoded packets round-tripped\n", decoded);
@@ -1964,15 +2153,21 @@ int main(void)
 		{ "roundtrip_connect", test_roundtrip_connect },
 		{ "roundtrip_others", test_roundtrip_others },
 		{ "encode_bytes", test_encode_bytes },
+		{ "limits", test_limits },
 		{ "mutations", test_mutations },
 	};
 
 	for (unsigned i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		int before = n_failed, checks = n_checks;
+		struct timespec t0, t1;
 
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		tests[i].fn();
-		printf("%s %s (%d checks)\n", n_failed == before ? "PASS" : "FAIL",
-		       tests[i].name, n_checks - checks);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("%s %s (%d checks, %ld ms)\n", n_failed == before ? "PASS" : "FAIL",
+		       tests[i].name, n_checks - checks,
+		       (long)((t1.tv_sec - t0.tv_sec) * 1000 +
+			      (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	}
 	printf("test_codec: %d checks, %d failed\n", n_checks, n_failed);
 	return n_failed ? 1 : 0;

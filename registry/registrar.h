@@ -26,6 +26,7 @@ struct registrar_cfg {
 	uint32_t signup_rate;           /* signups per second, broker-wide */
 	uint32_t signup_burst;          /* bucket size */
 	uint32_t expiry_warning_days;
+	const char *data_dir;           /* keeps <data_dir>/registration-code; NULL = memory only */
 };
 
 /* A shard asks for the automatic registration of an unknown certificate
@@ -83,5 +84,10 @@ void registrar_stop(struct registrar *g);
  * is full (the shard answers "over the limit"). Any shard thread, each on
  * its own ring. */
 int registrar_submit_mt(struct registrar *g, int shard, struct signup_req *req);
+
+/* The TCP port the admin API listens on (useful with admin_listen
+ * "127.0.0.1:0"), or 0 when there is no admin API. Any thread, after
+ * registrar_start() returned. */
+int registrar_admin_port(const struct registrar *g);
 
 #endif

@@ -1,0 +1,123 @@
+/*
+ * Inside the registrar: its state, shared by registry/registrar.c (the
+ * thread, signups, posting to shards) and registry/admin.c (the HTTP API),
+ * and the entry points the unit tests drive without starting the thread.
+ *
+ * Everything here runs on the registrar thread (or, in tests, on the one
+ * thread that plays it), except the fields marked "shared".
+ */
+#ifndef VOUCH_REGISTRY_REGISTRAR_INT_H
+#define VOUCH_REGISTRY_REGISTRAR_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/spsc-t.h"
+#include "registry/limiter.h"
+#include "registry/registrar.h"
+
+#define RG_CODE_LEN     32      /* hex digits of a registration code */
+#define RG_RING_CAP     1024    /* signups queued per shard */
+#define RG_TURN_MAX     256     /* signups taken from one shard per turn */
+#define RG_CODE_FILE    "registration-code"
+
+struct admin;
+
+/* A FIFO of messages a shard's ring had no room for (order preserved). */
+struct rg_backlog {
+	struct xmsg *v;
+	uint32_t head, n, cap;
+};
+
+/* What the registrar has done, for logs and tests. Registrar thread. */
+struct rg_stats {
+	uint64_t registered;    /* auto-registrations written */
+	uint64_t over_limit;
+	uint64_t refused;
+	uint64_t exists;
+	uint64_t errors;
+	uint64_t posted;        /* messages handed to shards */
+	uint64_t deferred;      /* of which went through the backlog */
+};
+
+struct registrar {
+	/* set up before the thread starts, read-only afterwards */
+	struct registry *reg;
+	struct broker_rt *rt;   /* NULL: no shards (tests, tools) */
+	struct tls_server *tls;
+	int n;                  /* shards (0 without rt) */
+	int admin_port;
+
+	/* shared: shards push, the registrar pops (one SPSC ring per shard) */
+	struct spsc *in;        /* n rings of struct xmsg { .p = signup_req } */
+	int efd;                /* eventfd that wakes the registrar */
+	_Atomic bool stop;
+
+	/* registrar thread only */
+	struct reg_limiter lim;
+	struct rg_backlog *out; /* per shard */
+	struct admin *admin;
+	char *data_dir;         /* NULL: the registration code is not kept */
+	char code[RG_CODE_LEN + 1];
+	struct rg_stats stats;
+	pthread_t thread;
+	bool thread_started;
+};
+
+/*
+ * Build the registrar without starting its thread: rings, eventfd,
+ * limiter, registration code (read from or written to data_dir), admin
+ * API state (and its HTTP daemon when cfg->admin_listen is set), trust
+ * anchors for the registered ACTIVE CAs. The calling thread is the
+ * registrar thread until registrar_free() (tests drive it with
+ * registrar_turn()). 0 or -errno with a message in err.
+ */
+int registrar_init(struct registrar **out, struct registry *reg,
+		   struct broker_rt *rt, struct tls_server *tls,
+		   const struct registrar_cfg *cfg, char *err, size_t errlen);
+
+/*
+ * One turn of the loop without waiting: take the signups queued by the
+ * shards (bounded), decide and write them (one sync), answer, notify, and
+ * retry the backlog of posts. now_ns is the limiter's clock. Returns 1 when
+ * work is left (the loop must not sleep), else 0. Registrar thread.
+ */
+int registrar_turn(struct registrar *g, uint64_t now_ns);
+
+/* Free what registrar_init() built (queued signups and posts included).
+ * Registrar thread, with the thread joined. NULL is a no-op. */
+void registrar_free(struct registrar *g);
+
+/*
+ * Tell every shard that a device certificate changed: its current status
+ * and bound client ID as the durable registry has them, or status 0 when
+ * it is gone. Registrar thread.
+ */
+void rg_notify_dev(struct registrar *g, const uint8_t id[REG_ID_LEN]);
+
+/* The same for a CA (RX_CA_STATUS; status 0 when deleted). */
+void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN]);
+
+/* Publish `json` (NUL-terminated) on `topic` through shard 0. Registrar
+ * thread. Dropped only when there are no shards. */
+void rg_publish(struct registrar *g, const char *topic, const char *json);
+
+/* Publish a device certificate's lifecycle event `kind` ("registered",
+ * "status", "deleted") under $SYS/certificates/<kind>/<CA ID>. d is the
+ * record (as of after the change; before, for "deleted"). Registrar
+ * thread. */
+void rg_publish_dev(struct registrar *g, const char *kind,
+		    const struct reg_device *d, const char *actor);
+
+/* Make a CA's certificate a TLS trust anchor (when a TLS server is set and
+ * supports it). Registrar thread. */
+void rg_trust_ca(struct registrar *g, const uint8_t *der, size_t len);
+
+/* Replace the registration code with a new random one, kept in
+ * <data_dir>/registration-code. 0 or -errno (the old code stays).
+ * Registrar thread. */
+int rg_code_rotate(struct registrar *g);
+
+#endif

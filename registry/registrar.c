@@ -1,0 +1,731 @@
+/*
+ * The registrar thread: the registry's one writer. It takes the signups
+ * that shards queue for unknown certificates (one SPSC ring per shard and
+ * an eventfd to wake it), passes them through the signup limiter, writes
+ * the ones that pass in one durable batch, and only then answers the
+ * shards. It also runs the admin HTTP API (registry/admin.c) in the same
+ * poll loop, so that every registry write happens on this one thread
+ * without locks.
+ *
+ * After every change it tells every shard (RX_CERT_STATUS / RX_CA_STATUS,
+ * one malloc'd notice per shard) so that caches are never stale and live
+ * connections of a disabled certificate or CA are closed at once; lifecycle
+ * events go to shard 0 (RX_EVENT) to be published on $SYS. A shard ring
+ * that is full keeps the message in a per-shard backlog, retried every
+ * turn: a notice is never dropped.
+ */
+#include "registry/registrar.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "core/shard.h"
+#include "core/spsc.h"
+#include "registry/admin.h"
+#include "registry/regfile.h"
+#include "registry/registrar-int.h"
+#include "tls/cert.h"
+#include "tls/pki.h"
+
+/*
+ * The TLS server's trust-anchor call (tls/server.h). Reached through a
+ * weak reference, so that the registry links into programs without the
+ * TLS server (tests, tools); NULL there.
+ */
+int tls_server_add_ca_mt(struct tls_server *s, const uint8_t *der, size_t len)
+	__attribute__((weak));
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- posting to shards ---------------------------------------------------- */
+
+static void free_payload(const struct xmsg *m)
+{
+	switch (m->type) {
+	case RX_CERT_STATUS:
+	case RX_CA_STATUS:
+	case RX_EVENT:
+		free(m->p);
+		break;
+	default:
+		break;
+	}
+}
+
+static int backlog_push(struct rg_backlog *q, const struct xmsg *m)
+{
+	if (q->n == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 64;
+		struct xmsg *v = malloc((size_t)cap * sizeof *v);
+
+		if (!v)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < q->n; i++)
+			v[i] = q->v[(q->head + i) % q->cap];
+		free(q->v);
+		q->v = v;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->v[(q->head + q->n) % q->cap] = *m;
+	q->n++;
+	return 0;
+}
+
+/* Retry shard `to`'s backlog, oldest first; stops at the first refusal. */
+static void backlog_flush(struct registrar *g, int to)
+{
+	struct rg_backlog *q = &g->out[to];
+
+	while (q->n && rt_post_external_mt(g->rt, to, &q->v[q->head]) == 0) {
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
+}
+
+static bool backlog_pending(const struct registrar *g)
+{
+	for (int i = 0; i < g->n; i++)
+		if (g->out[i].n)
+			return true;
+	return false;
+}
+
+/*
+ * Hand m to shard `to`, now or through the backlog (order kept). The
+ * payload belongs to the shard from here on. Without memory for the
+ * backlog, wait for room in the ring rather than lose the message.
+ */
+static void post(struct registrar *g, int to, const struct xmsg *m)
+{
+	struct rg_backlog *q = &g->out[to];
+
+	g->stats.posted++;
+	if (q->n == 0 && rt_post_external_mt(g->rt, to, m) == 0)
+		return;
+	g->stats.deferred++;
+	if (backlog_push(q, m) == 0)
+		return;
+	log_warn("registrar: out of memory for the backlog of shard %d: waiting for its ring", to);
+	while (!atomic_load(&g->stop)) {
+		backlog_flush(g, to);
+		if (q->n == 0 && rt_post_external_mt(g->rt, to, m) == 0)
+			return;
+		usleep(1000);
+	}
+	free_payload(m);
+}
+
+/* malloc that waits out a transient shortage instead of failing (a notice
+ * must not be lost); NULL only when the registrar is stopping. */
+static void *alloc_wait(struct registrar *g, size_t n)
+{
+	void *p;
+
+	while (!(p = malloc(n))) {
+		if (atomic_load(&g->stop))
+			return NULL;
+		usleep(1000);
+	}
+	return p;
+}
+
+static void notify(struct registrar *g, uint32_t type, const struct reg_notice *proto)
+{
+	for (int s = 0; s < g->n; s++) {
+		struct reg_notice *nt = alloc_wait(g, sizeof *nt);
+
+		if (!nt)
+			return;
+		*nt = *proto;
+		post(g, s, &(struct xmsg){ .type = type, .p = nt });
+	}
+}
+
+/* See registry/registrar-int.h. */
+void rg_notify_dev(struct registrar *g, const uint8_t id[REG_ID_LEN])
+{
+	struct reg_notice nt;
+	struct reg_device d;
+
+	memset(&nt, 0, sizeof nt);
+	memcpy(nt.id, id, REG_ID_LEN);
+	if (reg_dev_get_mt(g->reg, id, &d) == 0) {
+		nt.status = d.status;
+		if (d.client_id_len <= REG_CLIENT_MAX)
+			memcpy(nt.client_id, d.client_id, d.client_id_len);
+	}
+	notify(g, RX_CERT_STATUS, &nt);
+}
+
+/* See registry/registrar-int.h. */
+void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN])
+{
+	struct reg_notice nt;
+	struct reg_ca ca;
+
+	memset(&nt, 0, sizeof nt);
+	memcpy(nt.id, id, REG_ID_LEN);
+	if (reg_ca_get_mt(g->reg, id, &ca) == 0)
+		nt.status = ca.status;
+	notify(g, RX_CA_STATUS, &nt);
+}
+
+/* See registry/registrar-int.h. */
+void rg_publish(struct registrar *g, const char *topic, const char *json)
+{
+	size_t tl = strlen(topic), jl = strlen(json);
+	struct reg_event_msg *ev;
+
+	if (g->n == 0 || tl >= sizeof ev->topic || jl > UINT32_MAX - 1)
+		return;
+	ev = alloc_wait(g, sizeof *ev + jl + 1);
+	if (!ev)
+		return;
+	memset(ev->topic, 0, sizeof ev->topic);
+	memcpy(ev->topic, topic, tl);
+	ev->len = (uint32_t)jl;
+	memcpy(ev->json, json, jl + 1);
+	post(g, 0, &(struct xmsg){ .type = RX_EVENT, .p = ev });
+}
+
+/* See registry/registrar-int.h. */
+void rg_publish_dev(struct registrar *g, const char *kind,
+		    const struct reg_device *d, const char *actor)
+{
+	char id[2 * REG_ID_LEN + 1], ca[2 * REG_ID_LEN + 1];
+	char serial[2 * REG_SERIAL_MAX + 1], topic[160];
+	json_t *o;
+	char *s;
+
+	if (g->n == 0)
+		return;
+	tls_hex(d->id, REG_ID_LEN, id);
+	tls_hex(d->issuer, REG_ID_LEN, ca);
+	tls_hex(d->serial, d->serial_len, serial);
+	snprintf(topic, sizeof topic, "$SYS/certificates/%s/%s", kind, ca);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+		      "certificateId", id, "caCertificateId", ca,
+		      "serialNumber", serial, "commonName", d->cn,
+		      "status", reg_status_name(d->status),
+		      "clientId", d->client_id,
+		      "registeredBy", d->how == REG_AUTO ? "AUTO" : "MANUAL",
+		      "actor", actor ? actor : "",
+		      "timestamp", (json_int_t)time(NULL));
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (s)
+		rg_publish(g, topic, s);
+	else
+		log_warn("registrar: out of memory for a %s event", kind);
+	free(s);
+	json_decref(o);
+}
+
+/* See registry/registrar-int.h. */
+void rg_trust_ca(struct registrar *g, const uint8_t *der, size_t len)
+{
+	int rc;
+
+	if (!g->tls || !tls_server_add_ca_mt)
+		return;
+	rc = tls_server_add_ca_mt(g->tls, der, len);
+	if (rc < 0)
+		log_warn("registrar: cannot add a CA to the TLS trust anchors: %s", strerror(-rc));
+}
+
+/* ---- the registration code ------------------------------------------------ */
+
+static bool code_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return i == RG_CODE_LEN;
+}
+
+static int code_path(const struct registrar *g, char *p, size_t cap)
+{
+	int n = snprintf(p, cap, "%s/%s", g->data_dir, RG_CODE_FILE);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int code_new(char out[RG_CODE_LEN + 1])
+{
+	uint8_t raw[RG_CODE_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof raw) {
+		ssize_t r = getrandom(raw + got, sizeof raw - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		got += (size_t)r;
+	}
+	tls_hex(raw, sizeof raw, out);
+	return 0;
+}
+
+/* See registry/registrar-int.h. */
+int rg_code_rotate(struct registrar *g)
+{
+	char code[RG_CODE_LEN + 1], line[RG_CODE_LEN + 2], path[4096];
+	int rc = code_new(code);
+
+	if (rc)
+		return rc;
+	if (g->data_dir) {
+		rc = code_path(g, path, sizeof path);
+		if (rc)
+			return rc;
+		snprintf(line, sizeof line, "%s\n", code);
+		rc = tls_pki_file_write(path, line, RG_CODE_LEN + 1, 0600, true);
+		if (rc)
+			return rc;
+	}
+	memcpy(g->code, code, sizeof code);
+	return 0;
+}
+
+/* The kept code, or a new one (kept) when there is none or it is damaged. */
+static int code_load(struct registrar *g, char *err, size_t errlen)
+{
+	char path[4096], *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (g->data_dir) {
+		rc = code_path(g, path, sizeof path);
+		if (rc == 0)
+			rc = tls_pki_file_read(path, 4096, &data, &len);
+		if (rc == 0) {
+			while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' ||
+				       data[len - 1] == ' '))
+				data[--len] = '\0';
+			if (code_valid(data)) {
+				memcpy(g->code, data, RG_CODE_LEN + 1);
+				free(data);
+				return 0;
+			}
+			log_warn("registrar: %s is not a registration code: making a new one", path);
+		} else if (rc != -ENOENT) {
+			snprintf(err, errlen, "registrar: cannot read %s: %s", path, strerror(-rc));
+			return rc;
+		}
+		free(data);
+	}
+	rc = rg_code_rotate(g);
+	if (rc)
+		snprintf(err, errlen, "registrar: cannot keep a registration code in %s: %s",
+			 g->data_dir ? g->data_dir : "memory", strerror(-rc));
+	return rc;
+}
+
+/* ---- signups ---------------------------------------------------------- */
+
+/* One signup of the current turn, until it is answered. */
+struct pend {
+	struct signup_req *req;
+	int shard;
+	int outcome;            /* enum signup_outcome; 0 = written, to confirm */
+	enum reg_status status;
+	int dup_of;             /* EXISTS because of pend[dup_of], or -1 */
+};
+
+static void answer(struct registrar *g, const struct pend *p)
+{
+	struct xmsg m = {
+		.type = RX_SIGNUP_DONE,
+		.a = p->req->conn_slot,
+		.b = p->req->conn_gen,
+		.c = ((uint64_t)p->status << 8) | (uint64_t)p->outcome,
+	};
+
+	switch (p->outcome) {
+	case SIGNUP_REGISTERED: g->stats.registered++; break;
+	case SIGNUP_OVER_LIMIT: g->stats.over_limit++; break;
+	case SIGNUP_REFUSED: g->stats.refused++; break;
+	case SIGNUP_EXISTS: g->stats.exists++; break;
+	default: g->stats.errors++; break;
+	}
+	post(g, p->shard, &m);
+}
+
+static int refused(int rc)
+{
+	switch (rc) {
+	case -EPERM:            /* CA inactive or refuses automatic registration */
+	case -EKEYREVOKED:      /* revocation is final */
+	case -ENOENT:           /* CA not registered (any more) */
+	case -EINVAL:
+	case -ENAMETOOLONG:
+	case -EMSGSIZE:
+		return SIGNUP_REFUSED;
+	default:
+		return SIGNUP_ERROR;
+	}
+}
+
+/* Decide one signup and, when it passes, write it (inside the batch). */
+static void signup_one(struct registrar *g, struct pend *ps, int i, uint64_t now_ns)
+{
+	struct pend *p = &ps[i];
+	struct signup_req *rq = p->req;
+	struct tls_cert_info ci;
+	struct reg_device d;
+	struct reg_by by = { .actor = "auto" };
+	int rc;
+
+	p->dup_of = -1;
+	p->status = 0;
+	/* Known already: registered by another connection, an earlier turn
+	 * or this one. Costs no token. */
+	if (reg_dev_get_mt(g->reg, rq->cert_id, &d) == 0) {
+		p->outcome = SIGNUP_EXISTS;
+		p->status = d.status;
+		return;
+	}
+	for (int j = 0; j < i; j++) {
+		if (ps[j].outcome == 0 &&
+		    !memcmp(ps[j].req->cert_id, rq->cert_id, REG_ID_LEN)) {
+			p->outcome = SIGNUP_EXISTS;
+			p->dup_of = j;
+			return;
+		}
+	}
+	if (!reg_limiter_ready(&g->lim, now_ns)) {
+		p->outcome = SIGNUP_OVER_LIMIT;
+		return;
+	}
+	if (rq->der_len == 0 || rq->der_len > REG_DER_MAX ||
+	    tls_cert_parse(rq->der, rq->der_len, &ci) != 0 ||
+	    memcmp(ci.id, rq->cert_id, REG_ID_LEN) != 0) {
+		p->outcome = SIGNUP_REFUSED;
+		return;
+	}
+	struct reg_dev_in in = {
+		.serial = ci.serial, .serial_len = ci.serial_len,
+		.cn = ci.cn, .o = ci.o, .ou = ci.ou,
+		.not_before = ci.not_before, .not_after = ci.not_after,
+		.status = 0,    /* the CA's auto_status */
+		.how = REG_AUTO,
+		.der = rq->der, .der_len = rq->der_len,
+	};
+	memcpy(in.id, rq->cert_id, REG_ID_LEN);
+	memcpy(in.issuer, rq->ca_id, REG_ID_LEN);
+	rc = reg_dev_add(g->reg, &in, &by);
+	if (rc == 0) {
+		reg_limiter_take(&g->lim, now_ns);
+		p->outcome = 0;         /* confirmed after the commit */
+		return;
+	}
+	if (rc == -EEXIST) {
+		/* Another certificate of this CA holds the serial. */
+		p->outcome = SIGNUP_REFUSED;
+		return;
+	}
+	p->outcome = refused(rc);
+	if (p->outcome == SIGNUP_ERROR)
+		log_error("registrar: cannot register a certificate: %s", strerror(-rc));
+}
+
+/* Decide, write (one sync), then answer and notify. Frees the requests. */
+static void signups(struct registrar *g, struct pend *ps, int np, uint64_t now_ns)
+{
+	int rc, brc;
+
+	brc = reg_begin(g->reg);
+	for (int i = 0; i < np; i++)
+		signup_one(g, ps, i, now_ns);
+	/* Without a batch every write was durable on its own. */
+	rc = brc == 0 ? reg_commit(g->reg) : 0;
+	if (rc)
+		log_error("registrar: cannot make signups durable: %s", strerror(-rc));
+	for (int i = 0; i < np; i++) {
+		struct pend *p = &ps[i];
+		struct reg_device d;
+
+		if (p->outcome == 0) {
+			if (rc == 0 && reg_dev_get_mt(g->reg, p->req->cert_id, &d) == 0) {
+				p->outcome = SIGNUP_REGISTERED;
+				p->status = d.status;
+			} else {
+				p->outcome = SIGNUP_ERROR;
+			}
+		}
+	}
+	for (int i = 0; i < np; i++) {
+		struct pend *p = &ps[i];
+		struct reg_device d;
+
+		if (p->dup_of >= 0) {
+			if (ps[p->dup_of].outcome == SIGNUP_REGISTERED)
+				p->status = ps[p->dup_of].status;
+			else
+				p->outcome = ps[p->dup_of].outcome;
+		}
+		answer(g, p);
+		if (p->outcome == SIGNUP_REGISTERED && p->dup_of < 0 &&
+		    reg_dev_get_mt(g->reg, p->req->cert_id, &d) == 0) {
+			rg_notify_dev(g, p->req->cert_id);
+			rg_publish_dev(g, "registered", &d, "auto");
+		}
+		free(p->req);
+	}
+}
+
+/* See registry/registrar-int.h. */
+int registrar_turn(struct registrar *g, uint64_t now_ns)
+{
+	struct pend ps[64];
+	struct xmsg m;
+	int np = 0, ret = 0;
+	bool left = false;
+
+	for (int s = 0; s < g->n; s++)
+		spsc_arm_mt(&g->in[s]);
+	/* Round robin over the shards, RG_TURN_MAX per shard per turn, in
+	 * batches of one sync each. */
+	for (int s = 0; s < g->n; s++) {
+		int k = 0;
+
+		for (; k < RG_TURN_MAX && spsc_pop_mt(&g->in[s], &m); k++) {
+			ps[np++] = (struct pend){ .req = m.p, .shard = s };
+			if (np == (int)(sizeof ps / sizeof ps[0])) {
+				signups(g, ps, np, now_ns);
+				np = 0;
+			}
+		}
+		if (k == RG_TURN_MAX)
+			left = true;
+	}
+	if (np)
+		signups(g, ps, np, now_ns);
+	for (int s = 0; s < g->n; s++)
+		backlog_flush(g, s);
+	if (left)
+		ret |= 1;
+	if (backlog_pending(g))
+		ret |= 2;
+	return ret;
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static int trust_each(void *ctx, const struct reg_ca *ca)
+{
+	if (ca->status == REG_ACTIVE)
+		rg_trust_ca(ctx, ca->der, ca->der_len);
+	return 0;
+}
+
+/* See registry/registrar-int.h. */
+int registrar_init(struct registrar **out, struct registry *reg,
+		   struct broker_rt *rt, struct tls_server *tls,
+		   const struct registrar_cfg *cfg, char *err, size_t errlen)
+{
+	static const struct registrar_cfg none;
+	struct registrar *g;
+	uint32_t rate, burst;
+	int rc;
+
+	if (errlen)
+		err[0] = '\0';
+	if (!cfg)
+		cfg = &none;
+	*out = NULL;
+	g = calloc(1, sizeof *g);
+	if (!g)
+		goto nomem;
+	g->reg = reg;
+	g->rt = rt;
+	g->tls = tls;
+	g->n = rt ? rt->n : 0;
+	g->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g->efd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "registrar: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (g->n) {
+		g->in = calloc((size_t)g->n, sizeof *g->in);
+		g->out = calloc((size_t)g->n, sizeof *g->out);
+		if (!g->in || !g->out)
+			goto nomem;
+		for (int s = 0; s < g->n; s++)
+			if (spsc_init(&g->in[s], RG_RING_CAP) != 0)
+				goto nomem;
+	}
+	rate = cfg->signup_rate ? cfg->signup_rate : 15;
+	burst = cfg->signup_burst ? cfg->signup_burst : rate;
+	reg_limiter_init(&g->lim, rate, burst, mono_ns());
+	if (cfg->data_dir && cfg->data_dir[0] && !(g->data_dir = strdup(cfg->data_dir)))
+		goto nomem;
+	rc = code_load(g, err, errlen);
+	if (rc)
+		goto fail;
+	rc = admin_start(&g->admin, g, cfg, err, errlen);
+	if (rc)
+		goto fail;
+	g->admin_port = admin_port(g->admin);
+	reg_ca_foreach_mt(reg, trust_each, g);
+	*out = g;
+	return 0;
+nomem:
+	rc = -ENOMEM;
+	snprintf(err, errlen, "registrar: out of memory");
+fail:
+	registrar_free(g);
+	return rc;
+}
+
+/* See registry/registrar-int.h. */
+void registrar_free(struct registrar *g)
+{
+	struct xmsg m;
+
+	if (!g)
+		return;
+	admin_stop(g->admin);
+	for (int s = 0; g->in && s < g->n; s++) {
+		if (!g->in[s].slots)
+			continue;
+		while (spsc_pop_mt(&g->in[s], &m))
+			free(m.p);
+		spsc_destroy(&g->in[s]);
+	}
+	for (int s = 0; g->out && s < g->n; s++) {
+		struct rg_backlog *q = &g->out[s];
+
+		for (uint32_t i = 0; i < q->n; i++)
+			free_payload(&q->v[(q->head + i) % q->cap]);
+		free(q->v);
+	}
+	free(g->in);
+	free(g->out);
+	if (g->efd >= 0)
+		close(g->efd);
+	free(g->data_dir);
+	free(g);
+}
+
+static void *registrar_main(void *arg)
+{
+	struct registrar *g = arg;
+
+	log_set_thread_name("registrar");
+	while (!atomic_load(&g->stop)) {
+		struct pollfd pf[2] = {
+			{ .fd = g->efd, .events = POLLIN },
+			{ .fd = admin_fd(g->admin), .events = POLLIN },
+		};
+		int more = registrar_turn(g, mono_ns());
+		int timeout = 1000, at;
+
+		if (more & 1)
+			timeout = 0;
+		else if (more & 2)
+			timeout = 1;    /* a shard's ring is full: retry soon */
+		at = admin_timeout_ms(g->admin);
+		if (at >= 0 && at < timeout)
+			timeout = at;
+		if (poll(pf, pf[1].fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
+			log_error("registrar: poll: %s", strerror(errno));
+			usleep(10000);
+		}
+		if (pf[0].revents & POLLIN) {
+			uint64_t v;
+			ssize_t r = read(g->efd, &v, sizeof v);
+
+			(void)r;
+		}
+		admin_run(g->admin);
+	}
+	return NULL;
+}
+
+/* See registry/registrar.h. */
+int registrar_start(struct registrar **out, struct registry *reg, struct broker_rt *rt,
+		    struct tls_server *tls, const struct registrar_cfg *cfg,
+		    char *err, size_t errlen)
+{
+	struct registrar *g;
+	int rc = registrar_init(&g, reg, rt, tls, cfg, err, errlen);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	rc = pthread_create(&g->thread, NULL, registrar_main, g);
+	if (rc) {
+		snprintf(err, errlen, "registrar: cannot start its thread: %s", strerror(rc));
+		registrar_free(g);
+		return -rc;
+	}
+	g->thread_started = true;
+	if (g->admin_port)
+		log_info("admin API on port %d", g->admin_port);
+	*out = g;
+	return 0;
+}
+
+/* See registry/registrar.h. */
+void registrar_stop(struct registrar *g)
+{
+	uint64_t one = 1;
+	ssize_t w;
+
+	if (!g)
+		return;
+	atomic_store(&g->stop, true);
+	w = write(g->efd, &one, sizeof one);
+	(void)w;
+	if (g->thread_started)
+		pthread_join(g->thread, NULL);
+	registrar_free(g);
+}
+
+/* See registry/registrar.h. */
+int registrar_submit_mt(struct registrar *g, int shard, struct signup_req *req)
+{
+	struct xmsg m = { .type = 1, .p = req };
+	int rc;
+
+	if (!g || shard < 0 || shard >= g->n || !req)
+		return -EINVAL;
+	rc = spsc_push_mt(&g->in[shard], &m);
+	if (rc)
+		return rc;
+	if (spsc_should_wake_mt(&g->in[shard])) {
+		uint64_t one = 1;
+		ssize_t w = write(g->efd, &one, sizeof one);
+
+		(void)w;
+	}
+	return 0;
+}
+
+/* See registry/registrar.h. */
+int registrar_admin_port(const struct registrar *g)
+{
+	return g ? g->admin_port : 0;
+}

@@ -12,7 +12,7 @@
 # Environment:
 #   VOUCH_BUILD   build directory (default build/release)
 #   VOUCH_TESTS   "crossshard": only the cross-shard files (test_xs_*.py),
-#                 phases shards4 and shards2; or a space-separated list of
+#                 phases shards4, compat and shards2; or a space-separated list of
 #                 file names to run (every phase)
 #   VOUCH_PHASES  override the phase list, e.g. "shards4"
 #   VOUCH_JOBS    parallel files
@@ -38,7 +38,7 @@ if [ ! -x "$VOUCH_BUILD/vouchd" ]; then
 fi
 
 # Longest first, so that the parallel slots stay busy.
-ORDER="test_xs_will.py test_xs_session.py test_xs_hostile.py test_xs_v5.py
+ORDER="test_xs_will.py test_xs_session.py test_xs_stress.py test_xs_hostile.py test_xs_v5.py
 test_xs_pubsub.py test_xs_retain.py test_xs_connect.py test_xs_shared.py
 test_xs_sys.py test_xs_limits.py test_flags.py"
 all_files() {
@@ -56,7 +56,7 @@ QUICK="test_xs_pubsub.py test_xs_connect.py test_xs_session.py test_xs_shared.py
 if [ "$TESTS" = crossshard ]; then
 	FILES=$(all_files | grep '^test_xs_')
 	QUICK_FILES=$(for f in $QUICK; do echo "$f"; done)
-	PHASES=${VOUCH_PHASES:-"shards4 shards2"}
+	PHASES=${VOUCH_PHASES:-"shards4 compat shards2"}
 elif [ -n "$TESTS" ]; then
 	FILES=$(for f in $TESTS; do echo "${f##*/}"; done)
 	QUICK_FILES=$FILES

@@ -705,14 +705,16 @@ class RawClient:
 		out = []
 		while len(out) < n:
 			left = deadline - time.monotonic()
-			if left <= 0:
-				raise AssertionError("got %d of %d messages: %r" % (
-					len(out), n, out))
 			try:
+				if left <= 0:
+					raise AssertionError()
 				out.append(self.expect(PUBLISH, timeout=left))
 			except AssertionError:
-				raise AssertionError("got %d of %d messages: %r" % (
-					len(out), n, out))
+				shown = out if len(out) <= 6 else \
+					out[:3] + ["..."] + out[-3:]
+				raise AssertionError(
+					"got %d of %d messages within %.1fs: %r" % (
+						len(out), n, t, shown))
 		return out
 
 	def publish_many(self, items, qos=1, window=16, props=None,

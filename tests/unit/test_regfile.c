@@ -941,8 +941,170 @@ static void test_many(void)
 	free(dir);
 }
 
+/* ---- the fuzz corpus (VOUCH_GEN_CORPUS=dir) -------------------------------- */
+
+static const char *corpus_dir;
+static int corpus_n;
+
+static void emit(const char *name, int mode, const uint8_t *buf, size_t len)
+{
+	char p[4200];
+	uint8_t *m = malloc(len + 1);
+
+	m[0] = (uint8_t)mode;
+	memcpy(m + 1, buf, len);
+	snprintf(p, sizeof p, "%s/%s-m%d", corpus_dir, name, mode);
+	write_file(p, m, len + 1);
+	free(m);
+	corpus_n++;
+}
+
+static void emit_modes(const char *name, const uint8_t *buf, size_t len)
+{
+	for (int mode = 0; mode < 4; mode++)
+		emit(name, mode, buf, len);
+}
+
+/* A small registry exercising every record type; small DERs. */
+static void small_history(struct registry *r, int ndev)
+{
+	struct tu_ca ca[2];
+	struct tu_dev d;
+
+	tu_ca_make(&ca[0], 1, true, REG_ACTIVE);
+	tu_ca_make(&ca[1], 2, false, REG_PENDING_ACTIVATION);
+	ca[0].in.der_len = ca[1].in.der_len = 16;
+	CHECK_RC(reg_ca_add(r, &ca[0].in, &ADMIN), 0);
+	CHECK_RC(reg_ca_add(r, &ca[1].in, &ADMIN), 0);
+	for (int i = 0; i < ndev; i++) {
+		tu_dev_make(&d, ca[i % 2].in.id, (uint64_t)i, i % 2 ? REG_MANUAL : REG_AUTO, 0);
+		d.in.der_len = 16;
+		CHECK(reg_dev_add(r, &d.in, i % 2 ? &ADMIN : &AUTO) >= 0);
+		switch (i % 6) {
+		case 1: CHECK_RC(reg_dev_bind(r, d.in.id, "bound", 5, &ADMIN), 0); break;
+		case 2: CHECK_RC(reg_dev_set_status(r, d.in.id, REG_INACTIVE, &ADMIN), 0);
+			CHECK_RC(reg_dev_delete(r, d.in.id, &ADMIN), 0); break;
+		case 3: CHECK_RC(reg_dev_set_status(r, d.in.id, REG_REVOKED, &ADMIN), 0);
+			CHECK_RC(reg_dev_delete(r, d.in.id, &ADMIN), 0); break;
+		case 4: CHECK_RC(reg_revoke_serial(r, d.in.issuer, d.serial, 8, &ADMIN), 1); break;
+		case 5: CHECK_RC(reg_dev_set_status(r, d.in.id, REG_INACTIVE, &ADMIN), 0);
+			CHECK_RC(reg_dev_delete(r, d.in.id, &ADMIN), 0);
+			CHECK_RC(reg_dev_add(r, &d.in, &ADMIN), 0); break;
+		}
+	}
+	uint8_t unseen[3] = { 9, 9, 9 };
+	CHECK_RC(reg_revoke_serial(r, ca[0].in.id, unseen, 3, &ADMIN), 1);
+	CHECK_RC(reg_ca_set_status(r, ca[1].in.id, REG_INACTIVE, &ADMIN), 0);
+	CHECK_RC(reg_ca_set_auto(r, ca[0].in.id, true, REG_PENDING_ACTIVATION, &ADMIN), 0);
+}
+
+static void gen_corpus(void)
+{
+	char *dir = tu_tmpdir();
+	char path[4200], name[64];
+	struct registry *r;
+	uint8_t *img, *open_img;
+	size_t len, open_len;
+	uint64_t offs[256];
+	struct reg_counts k;
+
+	path_in(path, sizeof path, dir);
+	/* a new, empty registry */
+	r = open_ok(dir);
+	CHECK_RC(reg_close(r), 0);
+	read_file(path, &img, &len);
+	emit_modes("empty", img, len);
+	free(img);
+	unlink(path);
+
+	/* a small one, as a crash leaves it (log end, then zeros) ... */
+	r = open_ok(dir);
+	small_history(r, 12);
+	reg_counts_mt(r, &k);
+	read_file(path, &open_img, &open_len);
+	open_len = k.file_bytes + 64;
+	emit_modes("crashed", open_img, open_len);
+	/* ... and cleanly closed */
+	CHECK_RC(reg_close(r), 0);
+	read_file(path, &img, &len);
+	emit_modes("small", img, len);
+	int n = record_offsets(img, len, offs, 256);
+
+	/* cut: in the header, in a record header, in a body, before the end */
+	uint64_t cuts[] = { 0, 9, 63, 64 + 20, offs[1] + 30, offs[n / 2] + 57,
+			    offs[n - 2] + 13, len - 1 };
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		snprintf(name, sizeof name, "cut%zu", i);
+		emit(name, 0, img, cuts[i]);
+		emit(name, 3, img, cuts[i]);
+	}
+	/* damage: one flipped byte in the header, in the middle, in the last
+	 * record; zeros over the middle */
+	uint64_t flips[] = { 3, 20, offs[n / 2] + 4, offs[n / 2] + 60,
+			     offs[n - 2] + 40, len - 5 };
+	for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+		img[flips[i]] ^= 0x21;
+		snprintf(name, sizeof name, "flip%zu", i);
+		emit(name, 0, img, len);
+		emit(name, 1, img, len);
+		img[flips[i]] ^= 0x21;
+	}
+	{
+		uint8_t *z = malloc(len);
+		memcpy(z, img, len);
+		memset(z + offs[n / 2], 0, offs[n / 2 + 1] - offs[n / 2]);
+		emit("zeroed", 0, z, len);
+		/* an illegal change with a good checksum: status byte of a
+		 * DEV_STATE set to an impossible transition */
+		memcpy(z, img, len);
+		for (int i = 0; i < n; i++) {
+			struct regf_rec *h = (void *)(z + offs[i]);
+			if (h->type == REGF_DEV_STATE) {
+				((struct regf_dev_state *)(void *)(h + 1))->status = REG_PENDING_ACTIVATION;
+				break;
+			}
+		}
+		emit("illegal", 1, z, len);
+		emit("illegal", 3, z, len);
+		/* two logs glued: sequence numbers restart */
+		uint8_t *g = malloc(len * 2);
+		memcpy(g, img, len);
+		memcpy(g + len, img + REGF_HDR_SIZE, len - REGF_HDR_SIZE);
+		emit("glued", 0, g, len * 2 - REGF_HDR_SIZE);
+		emit("glued", 1, g, len * 2 - REGF_HDR_SIZE);
+		/* a header of a later version */
+		memcpy(z, img, len);
+		((struct regf_hdr *)(void *)z)->version = 2;
+		emit("version2", 1, z, len);
+		free(g);
+		free(z);
+	}
+	free(img);
+	free(open_img);
+	unlink(path);
+
+	/* a bigger one with a batch */
+	r = open_ok(dir);
+	CHECK_RC(reg_begin(r), 0);
+	small_history(r, 40);
+	CHECK_RC(reg_commit(r), 0);
+	CHECK_RC(reg_close(r), 0);
+	read_file(path, &img, &len);
+	emit("batch", 0, img, len);
+	emit("batch", 3, img, len);
+	free(img);
+	tu_rmdir(dir);
+	free(dir);
+	printf("wrote %d corpus files to %s\n", corpus_n, corpus_dir);
+}
+
 int main(void)
 {
+	corpus_dir = getenv("VOUCH_GEN_CORPUS");
+	if (corpus_dir) {
+		gen_corpus();
+		return 0;
+	}
 	test_ca_rules();
 	printf("ok ca rules\n");
 	test_state_table();

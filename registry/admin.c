@@ -384,7 +384,8 @@ static int ca_list(struct admin *a, json_t **out)
 	reg_ca_foreach_mt(a->g->reg, ca_collect, &r);
 	if (r.nomem || !arr)
 		goto nomem;
-	qsort(r.v, r.n, sizeof *r.v, row_cmp);
+	if (r.n)
+		qsort(r.v, r.n, sizeof *r.v, row_cmp);
 	for (size_t i = 0; i < r.n; i++) {
 		struct reg_ca ca;
 
@@ -886,7 +887,8 @@ static int dev_list(struct admin *a, const struct admin_req *rq, json_t **out)
 	reg_dev_foreach_mt(a->g->reg, dev_collect, &f);
 	if (f.rows.nomem || !(arr = json_array()))
 		goto nomem;
-	qsort(f.rows.v, f.rows.n, sizeof *f.rows.v, row_cmp);
+	if (f.rows.n)
+		qsort(f.rows.v, f.rows.n, sizeof *f.rows.v, row_cmp);
 	for (size_t i = (size_t)offset; i < f.rows.n && json_array_size(arr) < (size_t)limit; i++) {
 		struct reg_device d;
 

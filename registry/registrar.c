@@ -393,6 +393,7 @@ static void signup_one(struct registrar *g, struct pend *ps, int i, uint64_t now
 	struct signup_req *rq = p->req;
 	struct tls_cert_info ci;
 	struct reg_device d;
+	struct reg_ca ca;
 	struct reg_by by = { .actor = "auto" };
 	int rc;
 
@@ -413,14 +414,26 @@ static void signup_one(struct registrar *g, struct pend *ps, int i, uint64_t now
 			return;
 		}
 	}
-	if (!reg_limiter_ready(&g->lim, now_ns)) {
-		p->outcome = SIGNUP_OVER_LIMIT;
+	/* A CA that refuses makes the answer "refused", whatever the limiter
+	 * says (reg_dev_add checks again). */
+	if (reg_ca_get_mt(g->reg, rq->ca_id, &ca) != 0 || ca.status != REG_ACTIVE ||
+	    !ca.auto_register) {
+		p->outcome = SIGNUP_REFUSED;
 		return;
 	}
 	if (rq->der_len == 0 || rq->der_len > REG_DER_MAX ||
 	    tls_cert_parse(rq->der, rq->der_len, &ci) != 0 ||
 	    memcmp(ci.id, rq->cert_id, REG_ID_LEN) != 0) {
 		p->outcome = SIGNUP_REFUSED;
+		return;
+	}
+	if (reg_dev_revoked_mt(g->reg, rq->cert_id) ||
+	    reg_serial_revoked_mt(g->reg, rq->ca_id, ci.serial, ci.serial_len)) {
+		p->outcome = SIGNUP_REFUSED;    /* revocation is final */
+		return;
+	}
+	if (!reg_limiter_ready(&g->lim, now_ns)) {
+		p->outcome = SIGNUP_OVER_LIMIT;
 		return;
 	}
 	struct reg_dev_in in = {

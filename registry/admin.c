@@ -550,6 +550,8 @@ static int ca_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 	if (s != ca.status) {
 		if (s == REG_ACTIVE)
 			rg_trust_ca(a->g, ca.der, ca.der_len);
+		else
+			rg_trust_reset(a->g);
 		rg_notify_ca(a->g, id);
 	}
 	return ca_get(a, id, out);
@@ -604,6 +606,7 @@ static int ca_delete(struct admin *a, const uint8_t id[REG_ID_LEN],
 		return fail(out, 409, "conflict", "the CA is ACTIVE: deactivate it first");
 	if (rc)
 		return fail(out, 500, "internal", "cannot delete the CA: %s", strerror(-rc));
+	/* Only an INACTIVE CA is deleted: it left the trust anchors then. */
 	rg_notify_ca(a->g, id);
 	return ok(out, 200, json_pack("{s:o, s:b}", "certificateId", jhex(id, REG_ID_LEN),
 				      "deleted", 1));

@@ -115,6 +115,10 @@ void rg_publish_dev(struct registrar *g, const char *kind,
  * supports it). Registrar thread. */
 void rg_trust_ca(struct registrar *g, const uint8_t *der, size_t len);
 
+/* Make the TLS trust anchors exactly the ACTIVE CAs (after a CA was
+ * deactivated or deleted). Registrar thread. */
+void rg_trust_reset(struct registrar *g);
+
 /* Replace the registration code with a new random one, kept in
  * <data_dir>/registration-code. 0 or -errno (the old code stays).
  * Registrar thread. */

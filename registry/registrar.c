@@ -36,14 +36,15 @@
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
 #include "tls/pki.h"
+#include "tls/server.h"
 
 /*
- * The TLS server's trust-anchor call (tls/server.h). Reached through a
- * weak reference, so that the registry links into programs without the
- * TLS server (tests, tools); NULL there.
+ * The TLS server's trust anchors (tls/server.c) are reached through weak
+ * references, so that the registry links into programs without the TLS
+ * server (tests, tools): the functions are NULL there.
  */
-int tls_server_add_ca_mt(struct tls_server *s, const uint8_t *der, size_t len)
-	__attribute__((weak));
+#pragma weak tls_server_add_ca_mt
+#pragma weak tls_server_set_cas_mt
 
 static uint64_t mono_ns(void)
 {
@@ -247,6 +248,59 @@ void rg_trust_ca(struct registrar *g, const uint8_t *der, size_t len)
 	rc = tls_server_add_ca_mt(g->tls, der, len);
 	if (rc < 0)
 		log_warn("registrar: cannot add a CA to the TLS trust anchors: %s", strerror(-rc));
+}
+
+struct anchors {
+	const uint8_t **der;
+	size_t *len;
+	size_t n, cap;
+	bool nomem;
+};
+
+static int anchor_each(void *ctx, const struct reg_ca *ca)
+{
+	struct anchors *a = ctx;
+
+	if (ca->status != REG_ACTIVE)
+		return 0;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		const uint8_t **d = realloc(a->der, cap * sizeof *d);
+
+		if (d)
+			a->der = d;
+		size_t *l = d ? realloc(a->len, cap * sizeof *l) : NULL;
+
+		if (!d || !l) {
+			a->nomem = true;
+			return 1;
+		}
+		a->len = l;
+		a->cap = cap;
+	}
+	a->der[a->n] = ca->der;
+	a->len[a->n++] = ca->der_len;
+	return 0;
+}
+
+/* See registry/registrar-int.h. */
+void rg_trust_reset(struct registrar *g)
+{
+	struct anchors a = { 0 };
+	int rc;
+
+	if (!g->tls || !tls_server_set_cas_mt)
+		return;
+	reg_ca_foreach_mt(g->reg, anchor_each, &a);
+	if (a.nomem)
+		rc = -ENOMEM;
+	else
+		rc = tls_server_set_cas_mt(g->tls, a.der, a.len, a.n);
+	if (rc < 0)
+		log_warn("registrar: cannot replace the TLS trust anchors: %s (the registry still refuses the CA)",
+			 strerror(-rc));
+	free(a.der);
+	free(a.len);
 }
 
 /* ---- the registration code ------------------------------------------------ */

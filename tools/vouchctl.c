@@ -10,6 +10,9 @@
  */
 #include "tools/ctl.h"
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -308,11 +311,18 @@ int main(int argc, char **argv)
 		return CTL_OK;
 	}
 	for (const struct ctl_cmd *c = g->cmds; c->name; c++) {
+		int rc;
+
 		if (strcmp(c->name, argv[i]) != 0)
 			continue;
 		ctx.cmd = c->name;
+		/* Once for every group: PKI work here, TLS for the admin API. */
+		if (wolfSSL_Init() != WOLFSSL_SUCCESS)
+			return ctl_fail(&ctx, "cannot initialise wolfSSL");
 		optind = 0; /* full getopt re-initialisation (glibc) */
-		return c->run(&ctx, argc - i, argv + i);
+		rc = c->run(&ctx, argc - i, argv + i);
+		wolfSSL_Cleanup();
+		return rc;
 	}
 	return ctl_usage(&ctx, "unknown command '%s'", argv[i]);
 }

@@ -36,6 +36,16 @@ struct vouch_config {
 	int log_level;
 	bool io_compat;                /* force the Linux 5.10 fallbacks */
 	char data_dir[PATH_MAX];
+	/* identity */
+	char cert_file[PATH_MAX];      /* server certificate (PEM) */
+	char key_file[PATH_MAX];       /* server key (PEM) */
+	bool require_certificate;      /* TLS clients must present one */
+	bool allow_clientid_mismatch;
+	uint32_t signup_rate;          /* auto-registrations per second */
+	uint32_t signup_burst;
+	char admin_listen[80];         /* "" = no admin API */
+	char admin_token_file[PATH_MAX];
+	uint32_t expiry_warning_days;
 };
 
 #endif

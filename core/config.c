@@ -31,6 +31,16 @@ struct opt {
 #define O(f) offsetof(struct vouch_config, f)
 static const struct opt opts[] = {
 	{ "listen", K_LISTEN, 0, 0, 0, 0, "ADDR:PORT", "plain MQTT listener (repeatable; default 0.0.0.0:1883)" },
+	{ "tls-listen", K_TLS_LISTEN, 0, 0, 0, 0, "ADDR:PORT", "MQTT over TLS listener, mutual TLS (repeatable)" },
+	{ "cert", K_STR, O(cert_file), sizeof(((struct vouch_config *)0)->cert_file), 0, 0, "FILE", "server certificate, PEM (default DATA-DIR/server.crt)" },
+	{ "key", K_STR, O(key_file), sizeof(((struct vouch_config *)0)->key_file), 0, 0, "FILE", "server private key, PEM (default DATA-DIR/server.key)" },
+	{ "require-certificate", K_FLAG, O(require_certificate), 0, 0, 0, "[BOOL]", "TLS clients must present a certificate (default on)" },
+	{ "allow-clientid-mismatch", K_FLAG, O(allow_clientid_mismatch), 0, 0, 0, "[BOOL]", "accept a client ID other than the certificate's bound one (default off)" },
+	{ "signup-rate", K_U32, O(signup_rate), 0, 1, 100000, "N", "automatic certificate registrations per second, broker-wide (default 15)" },
+	{ "signup-burst", K_U32, O(signup_burst), 0, 1, 100000, "N", "burst of automatic registrations (default: the rate)" },
+	{ "admin-listen", K_STR, O(admin_listen), sizeof(((struct vouch_config *)0)->admin_listen), 0, 0, "ADDR:PORT", "admin HTTP API (default 127.0.0.1:8081; 'off' disables)" },
+	{ "admin-token-file", K_STR, O(admin_token_file), sizeof(((struct vouch_config *)0)->admin_token_file), 0, 0, "FILE", "bearer tokens the admin API requires, one per line (name:token)" },
+	{ "expiry-warning-days", K_U32, O(expiry_warning_days), 0, 1, 3650, "DAYS", "days before expiry that certificates are reported as expiring (default 30)" },
 	{ "shards", K_U32, O(shards), 0, 1, VOUCH_MAX_SHARDS, "N", "shard threads, one per core (default: online CPUs)" },
 	{ "max-connections", K_U32, O(max_connections), 0, 1, 10000000, "N", "connections broker-wide (default 100000)" },
 	{ "max-packet-size", K_U32, O(max_packet_size), 0, 64, 268435455, "BYTES", "largest packet accepted or sent (default 1048576)" },
@@ -60,6 +70,10 @@ void config_defaults(struct vouch_config *c)
 	c->sys_interval = 10;
 	c->topic_alias_maximum = 64;
 	c->log_level = LOG_INFO;
+	c->require_certificate = true;
+	c->signup_rate = 15;
+	c->expiry_warning_days = 30;
+	snprintf(c->admin_listen, sizeof c->admin_listen, "127.0.0.1:8081");
 	snprintf(c->data_dir, sizeof c->data_dir, "./vouch-data");
 }
 
@@ -304,15 +318,34 @@ int config_parse_args(struct vouch_config *c, int argc, char **argv, char *err, 
 
 int config_finish(struct vouch_config *c, char *err, size_t errlen)
 {
-	if (c->n_listeners == 0) {
+	bool plain = false;
+	for (int i = 0; i < c->n_listeners; i++)
+		plain |= !c->listeners[i].tls;
+	if (!plain && c->n_listeners < VOUCH_MAX_LISTENERS && c->n_listeners == 0) {
 		config_parse_listener("0.0.0.0:1883", &c->listeners[0]);
 		c->n_listeners = 1;
 	}
+	if (c->signup_burst == 0)
+		c->signup_burst = c->signup_rate;
+	if (strcmp(c->admin_listen, "off") == 0 || strcmp(c->admin_listen, "none") == 0)
+		c->admin_listen[0] = 0;
+	if (c->admin_listen[0]) {
+		struct vouch_listener tmp;
+		if (config_parse_listener(c->admin_listen, &tmp) != 0) {
+			snprintf(err, errlen, "vouchd: --admin-listen: '%s' is not ADDR:PORT", c->admin_listen);
+			return -EINVAL;
+		}
+	}
+	bool tls = false;
+	for (int i = 0; i < c->n_listeners; i++)
+		tls |= c->listeners[i].tls;
+	if (tls && !c->cert_file[0])
+		snprintf(c->cert_file, sizeof c->cert_file, "%.*s/server.crt", PATH_MAX - 12, c->data_dir);
+	if (tls && !c->key_file[0])
+		snprintf(c->key_file, sizeof c->key_file, "%.*s/server.key", PATH_MAX - 12, c->data_dir);
 	if (c->shards <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->shards = n < 1 ? 1 : n > VOUCH_MAX_SHARDS ? VOUCH_MAX_SHARDS : (int)n;
 	}
-	(void)err;
-	(void)errlen;
 	return 0;
 }

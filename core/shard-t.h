@@ -220,6 +220,7 @@ struct broker_rt {
 	_Atomic uint32_t conn_count;
 	bool fast_io;
 	const char *io_desc;
+	void *app;                 /* the layers above: registry, TLS (opaque) */
 	uint64_t started_ms;
 	int64_t started_wall;
 };

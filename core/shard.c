@@ -197,8 +197,26 @@ static struct conn *conn_new(struct shard *sh, int fd)
 
 static void out_drop_all(struct shard *sh, struct conn *c);
 
+/* Take c off the flush list (it is short: the connections written to in
+ * this turn). */
+static void dirty_unlink(struct shard *sh, struct conn *c)
+{
+	uint32_t *link = &sh->dirty_head;
+	while (*link) {
+		struct conn *x = sh->conns[*link - 1];
+		if (x == c) {
+			*link = c->dirty_next;
+			break;
+		}
+		link = &x->dirty_next;
+	}
+	c->dirty = false;
+}
+
 static void conn_free(struct shard *sh, struct conn *c, bool exported)
 {
+	if (c->dirty)
+		dirty_unlink(sh, c);
 	if (!exported) {
 		if (sh->ops->on_closed)
 			sh->ops->on_closed(sh, c);
@@ -576,9 +594,7 @@ static void flush_dirty(struct shard *sh)
 	sh->dirty_head = 0;
 	while (s) {
 		struct conn *c = sh->conns[s - 1];
-		s = c ? c->dirty_next : 0;
-		if (!c)
-			break;
+		s = c->dirty_next; /* freed connections unlink themselves */
 		c->dirty = false;
 		if (c->state == CONN_SHUTDOWN || c->state == CONN_DETACHING)
 			continue;

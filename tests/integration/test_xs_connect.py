@@ -175,6 +175,44 @@ class ConnectTest(VouchTest):
 				   props={P_RECEIVE_MAXIMUM: 0}))
 		self._expect_refused(c, True, (0x81, 0x82))
 
+	def test_bad_authentication_method(self):
+		c = self.track(self.broker.raw())
+		c.send(enc_connect(self.cid("auth", 1),
+				   props={P_AUTH_METHOD: "SCRAM-SHA-1",
+					  P_AUTH_DATA: b"x"}))
+		got = c.expect_closed()
+		# [MQTT-4.12.0-1] unsupported method: 0x8C (or 0x87), close
+		self.assertEqual(len(got), 1, got)
+		self.assertEqual(got[0].type, CONNACK)
+		self.assertIn(got[0].rc, (0x8C, 0x87), got)
+
+	def test_will_topic_with_wildcard(self):
+		for v in (4, 5):
+			c = self.track(self.broker.raw(version=v))
+			c.send(enc_connect(self.cid("wt", v), version=v,
+					   will={"topic": "a/+/b", "payload": b"x"}))
+			self._expect_refused(c, v == 5, (0x90, 0x81, 0x82))
+
+	def test_v5_empty_id_clean_start_0(self):
+		c = self.track(self.broker.raw())
+		c.send(enc_connect("", clean=False, props={P_SESSION_EXPIRY: 10}))
+		p = c.expect(CONNACK)
+		if p.rc == 0:
+			self.assertTrue(p.props.get(P_ASSIGNED_CLIENT_ID), p)
+			self.assertEqual(p.sp, 0)
+		else:
+			self.assertEqual(p.rc, 0x85, p)	# Client Identifier not valid
+			self.assertEqual(c.expect_closed(), [])
+
+	@vouch_only
+	def test_default_server_keep_alive(self):
+		for ka, want in ((0, 3600), (4000, 3600), (3600, None)):
+			c = self.track(self.broker.raw())
+			p = c.connect(self.cid("ka%d" % ka, ka), keepalive=ka)
+			self.assertEqual(p.props.get(P_SERVER_KEEP_ALIVE), want,
+					 (ka, p))
+			c.disconnect()
+
 	def test_connect_not_first(self):
 		for first in (enc_pingreq(),
 			      enc_subscribe(1, [("a/#", 0)], version=4),

@@ -407,6 +407,22 @@ class ServerMaxPacketTest(VouchTest):
 			pass
 		self.assertEqual(c.expect_closed(), [])
 
+	def test_connect_too_large(self):
+		for v in (4, 5):
+			c = self.track(self.broker.raw(version=v))
+			try:
+				c.send(enc_connect(self.cid("bigc", v), version=v,
+						   will={"topic": "w",
+							 "payload": b"w" * 3000}))
+			except OSError:
+				pass
+			got = c.expect_closed()
+			self.assertLessEqual(len(got), 1, got)
+			for p in got:
+				self.assertEqual(p.type, CONNACK, got)
+				self.assertEqual(p.rc, 0x95 if v == 5 else p.rc, got)
+				self.assertNotEqual(p.rc, 0, got)
+
 	def test_huge_claim(self):
 		c = self.raw("claim", 0)
 		c.send(b"\x30\xff\xff\xff\x7f")	# 268435455 bytes announced

@@ -1492,11 +1492,11 @@ int admin_start(struct admin **out, struct registrar *g,
 		if (ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
 		a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
 					MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 					MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
 					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
 					MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
 					MHD_OPTION_END);
 		if (!a->d) {
 			snprintf(err, errlen, "admin API: cannot listen on %s (in use, or not a local address?)",

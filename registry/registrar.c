@@ -749,8 +749,6 @@ int registrar_start(struct registrar **out, struct registry *reg, struct broker_
 		return -rc;
 	}
 	g->thread_started = true;
-	if (g->admin_port)
-		log_info("admin API on port %d", g->admin_port);
 	*out = g;
 	return 0;
 }

@@ -85,9 +85,12 @@ enum mqtt_rc {
  * MQTT 5.0 reason code a server sends in DISCONNECT (or CONNACK). */
 enum mqtt_err {
 	MQTT_ERR_NONE = 0,
-	MQTT_ERR_REMAINING_LENGTH,  /* more than 4 length bytes [MQTT-1.5.5] */
-	MQTT_ERR_TOO_LARGE,         /* over the maximum packet size */
-	MQTT_ERR_RESERVED_FLAGS,    /* fixed-header flags wrong for the type */
+	MQTT_ERR_REMAINING_LENGTH,  /* a variable byte integer over 4 bytes or
+	                               not minimal [MQTT-1.5.5-1] */
+	MQTT_ERR_TOO_LARGE,         /* over the maximum packet size (or over
+	                               65535 filters, codes or user props) */
+	MQTT_ERR_RESERVED_FLAGS,    /* fixed-header flags wrong for the type,
+	                               CONNACK flags bits 1-7 */
 	MQTT_ERR_BAD_TYPE,          /* type 0, or AUTH on v3.1.1 */
 	MQTT_ERR_SHORT,             /* remaining length too small for the fields */
 	MQTT_ERR_TRAILING,          /* bytes left over inside the packet */
@@ -99,12 +102,16 @@ enum mqtt_err {
 	MQTT_ERR_TOPIC_NAME,        /* empty or wildcard in a topic name */
 	MQTT_ERR_TOPIC_FILTER,      /* malformed topic filter */
 	MQTT_ERR_PACKET_ID,         /* packet identifier zero */
-	MQTT_ERR_NO_TOPICS,         /* SUBSCRIBE / UNSUBSCRIBE without a filter */
-	MQTT_ERR_SUB_OPTIONS,       /* reserved subscription option bits */
+	MQTT_ERR_NO_TOPICS,         /* SUBSCRIBE / UNSUBSCRIBE without a filter
+	                               (SUBACK / v5 UNSUBACK without a code) */
+	MQTT_ERR_SUB_OPTIONS,       /* reserved subscription option bits, QoS 3,
+	                               Retain Handling 3 */
 	MQTT_ERR_PROPERTY,          /* unknown property, wrong place, duplicate */
 	MQTT_ERR_PROPERTY_VALUE,    /* property value out of range */
 	MQTT_ERR_REASON_CODE,       /* reason code the packet type does not allow */
-	MQTT_ERR_PROTOCOL,          /* other protocol error (DUP on QoS 0, ...) */
+	MQTT_ERR_PROTOCOL,          /* other protocol error: DUP on QoS 0, No
+	                               Local on a shared subscription, CONNACK
+	                               session present with a failure */
 	MQTT_ERR__COUNT
 };
 

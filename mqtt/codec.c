@@ -877,7 +877,7 @@ static int dec_connect(struct cur *c, struct mqtt_connect *k)
 			return e;
 	}
 	if (k->has_username && (e = get_utf8(c, &k->username)))
-		return e;                               /* [MQTT-3.1.3-11] */
+		return e;                               /* 3.1.3.5 */
 	if (k->has_password && (e = get_bin(c, &k->password)))
 		return e;
 	return 0;

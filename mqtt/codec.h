@@ -14,7 +14,9 @@
  *
  * version: the connection's protocol level (MQTT_V311 or MQTT_V5), or 0
  *   before CONNECT (then only a CONNECT decodes with its own version; any
- *   other type is decoded as v3.1.1 so the caller can refuse it).
+ *   other type is decoded as v3.1.1 so the caller can refuse it). A CONNECT
+ *   always decodes with the level it carries; anything but MQTT_V5 means
+ *   v3.1.1 for the other types.
  * max_size: largest whole packet accepted (fixed header included); 0 = the
  *   protocol maximum. Checked from the fixed header alone, before the body
  *   has arrived, so a huge packet is refused early.
@@ -56,11 +58,20 @@ size_t mqtt_encoded_size(const struct mqtt_packet *p, uint8_t version);
 
 /*
  * Encode a packet into out[0..cap). Returns bytes written, or 0 when cap is
- * too small (nothing useful is written then). p->type selects the body;
+ * too small or the packet cannot be encoded (see mqtt_encoded_size();
+ * nothing useful is written then). p->type selects the body;
  * p->flags is ignored except for PUBLISH, whose flags come from
  * u.publish (qos, dup, retain). For SUBSCRIBE/UNSUBSCRIBE u.subscribe.list
- * must already be an encoded topic list; for SUBACK/UNSUBACK u.suback.codes
- * holds count codes.
+ * must already be an encoded topic list (mqtt_topics_put()), copied as is;
+ * for SUBACK/UNSUBACK u.suback.codes holds count codes.
+ * A CONNECT is encoded at `version`, or at u.connect.version when version
+ * is 0. For v3.1.1 the encoder drops what that version lacks: properties,
+ * ack and DISCONNECT reason codes; CONNACK reasons go through
+ * mqtt_connack_v3_code() and SUBACK failure codes become 0x80. The v5
+ * acknowledgements use their short forms (no reason code when it is 0 and
+ * there are no properties; no property length when there are none), and a
+ * v5 DISCONNECT or AUTH with reason 0 and no properties has no body.
+ * Any thread.
  */
 size_t mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
 		   size_t cap);

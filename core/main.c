@@ -15,6 +15,16 @@
 #include "core/shard.h"
 #include "core/spsc.h"
 #include "mqtt/broker.h"
+#include "registry/regfile.h"
+#include "registry/registrar.h"
+#include "tls/server.h"
+
+static int add_ca(void *ctx, const struct reg_ca *ca)
+{
+	if (tls_server_add_ca_mt(ctx, ca->der, ca->der_len) != 0)
+		log_warn("TLS: cannot use a registered CA as trust anchor");
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -47,12 +57,59 @@ int main(int argc, char **argv)
 	/* shard threads inherit the mask: signals go to the main thread */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	static struct vouch_app app;
+	app.cfg = &cfg;
+	if (reg_open(&app.reg, cfg.data_dir, err, sizeof err) != 0) {
+		fprintf(stderr, "vouchd: registry: %s\n", err);
+		return 1;
+	}
+	if (err[0])
+		log_warn("registry: %s", err);
+	struct reg_counts counts;
+	reg_counts_mt(app.reg, &counts);
+	log_info("registry: %llu CA(s), %llu device certificate(s)",
+		 (unsigned long long)counts.cas, (unsigned long long)counts.devices);
+
+	bool any_tls = false;
+	for (int i = 0; i < cfg.n_listeners; i++)
+		any_tls |= cfg.listeners[i].tls;
+	if (any_tls) {
+		if (tls_server_new(&app.tls, cfg.cert_file, cfg.key_file, cfg.require_certificate,
+				   err, sizeof err) != 0) {
+			fprintf(stderr, "vouchd: TLS: %s\n", err);
+			reg_close(app.reg);
+			return 1;
+		}
+		/* every registered CA is a trust anchor; an INACTIVE one is
+		 * refused by the connect decision, not by the handshake */
+		reg_ca_foreach_mt(app.reg, add_ca, app.tls);
+	}
+
 	static struct broker_rt rt;
 	if (rt_init(&rt, &cfg, &broker_ops, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		rt_destroy(&rt);
+		reg_close(app.reg);
 		return 1;
 	}
+	rt.app = &app;
+	struct registrar_cfg rcfg = {
+		.admin_listen = cfg.admin_listen,
+		.admin_token_file = cfg.admin_token_file[0] ? cfg.admin_token_file : NULL,
+		.signup_rate = cfg.signup_rate,
+		.signup_burst = cfg.signup_burst,
+		.expiry_warning_days = cfg.expiry_warning_days,
+		.data_dir = cfg.data_dir,
+	};
+	if (registrar_start(&app.registrar, app.reg, &rt, app.tls, &rcfg, err, sizeof err) != 0) {
+		fprintf(stderr, "vouchd: %s\n", err);
+		rt_destroy(&rt);
+		reg_close(app.reg);
+		return 1;
+	}
+	if (registrar_admin_port(app.registrar))
+		log_info("admin API on http://%s (port %d)", cfg.admin_listen,
+			 registrar_admin_port(app.registrar));
 	log_info("%d shards; %s", rt.n, rt.io_desc);
 	log_info("direct descriptors: not used (a connection moves to the home shard of its client ID)");
 	for (int i = 0; i < cfg.n_listeners; i++)
@@ -71,10 +128,18 @@ int main(int argc, char **argv)
 			log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
-		if (sig == SIGHUP)
-			log_info("SIGHUP: nothing to reload");
+		if (sig == SIGHUP) {
+			if (!app.tls) {
+				log_info("SIGHUP: no TLS listener, nothing to reload");
+			} else if (tls_server_reload(app.tls, err, sizeof err) != 0) {
+				log_error("SIGHUP: keeping the old certificate: %s", err);
+			} else {
+				log_info("SIGHUP: server certificate and key reloaded");
+			}
+		}
 	}
 	rt_stop(&rt);
+	registrar_stop(app.registrar);
 	/* what the stopped shards left in the rings */
 	for (int i = 0; i < rt.n * (rt.n + 1); i++) {
 		struct xmsg m;
@@ -82,6 +147,9 @@ int main(int argc, char **argv)
 			route_discard_xmsg(&m);
 	}
 	rt_destroy(&rt);
+	if (app.tls)
+		tls_server_free(app.tls);
+	reg_close(app.reg);
 	log_info("stopped");
 	return 0;
 }

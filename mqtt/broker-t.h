@@ -124,7 +124,35 @@ struct mconn {
 	uint16_t alias_out_next;
 	uint8_t close_reason;      /* why we are closing (presence, logs) */
 	int16_t handoff_to;        /* home shard while being handed over */
+	/* identity (mutual TLS), decided once, before the session */
+	uint8_t id_state;          /* enum id_state */
+	uint8_t id_refusal;        /* v5 reason code when refused */
+	bool has_cert;
+	uint8_t cert_id[32];
+	uint8_t ca_id[32];
+	char *bound_id;            /* the certificate's bound client ID, or NULL */
+	char *cert_cn;             /* the certificate's CN, or NULL */
 };
+
+enum id_state {
+	ID_NONE = 0,       /* not decided yet */
+	ID_PENDING,        /* waiting for the registrar */
+	ID_ACCEPTED,
+	ID_REFUSED,
+};
+
+/* What the MQTT layer reaches of the identity side (broker_rt.app). */
+struct registry;
+struct registrar;
+struct tls_server;
+struct vouch_app {
+	struct registry *reg;
+	struct registrar *registrar;
+	struct tls_server *tls;
+	const struct vouch_config *cfg;
+};
+
+struct fp_cache;
 
 /* A retained or shared-subscription bookkeeping count per group (shard-local). */
 struct share_count {
@@ -169,6 +197,7 @@ struct bshard {
 	/* sessions with something queued to pump at turn end */
 	struct session *pump_head;
 	uint64_t last_sys_ms;
+	struct fp_cache *fp;       /* certificate fingerprint cache */
 };
 
 /* Cross-shard message types (struct xmsg.type). */

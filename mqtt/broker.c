@@ -16,6 +16,9 @@
 #include "mqtt/codec.h"
 #include "mqtt/retain.h"
 #include "mqtt/topic_tree.h"
+#include "registry/cache.h"
+#include "registry/registrar.h"
+#include "tls/server.h"
 
 static void count_add(_Atomic uint64_t *ctr, uint64_t n)
 {
@@ -132,11 +135,37 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 		connack_refuse(sh, mc, MQTT_RC_BAD_AUTH_METHOD, "enhanced authentication is not supported");
 		return true;
 	}
+	/* The identity (client certificate, registry) is decided once, on the
+	 * shard that accepted the connection, before the client ID is known
+	 * to be final and before anything of a session is touched. */
+	int ids = identity_decide(bs, mc);
+	if (ids == ID_PENDING) {
+		mc->version = 0; /* read again when the registrar answers */
+		return false;
+	}
+	if (ids == ID_REFUSED) {
+		connack_refuse(sh, mc, mc->id_refusal,
+			       mc->id_refusal == MQTT_RC_CONNECTION_RATE_EXCEEDED
+				       ? "too many new certificates right now, retry later"
+				       : "certificate not authorized");
+		return true;
+	}
 	char assigned[40];
 	const uint8_t *cid = cp->client_id.p;
 	uint16_t cid_len = cp->client_id.len;
 	bool was_assigned = false;
-	if (cid_len == 0) {
+	const char *cert_cid = mc->bound_id ? mc->bound_id : mc->cert_cn;
+	if (cid_len == 0 && mc->has_cert && cert_cid) {
+		/* the certificate's bound client ID, or else its CN */
+		cid = (const uint8_t *)cert_cid;
+		cid_len = (uint16_t)strlen(cert_cid);
+		was_assigned = true;
+	} else if (cid_len && mc->bound_id && !cfg->allow_clientid_mismatch &&
+		   (cid_len != strlen(mc->bound_id) || memcmp(cid, mc->bound_id, cid_len) != 0)) {
+		connack_refuse(sh, mc, MQTT_RC_CLIENTID_NOT_VALID,
+			       "client ID differs from the certificate's bound client ID");
+		return true;
+	} else if (cid_len == 0) {
 		if (cp->version == MQTT_V311 && !cp->clean) {
 			/* [MQTT-3.1.3-8] */
 			connack_refuse(sh, mc, MQTT_RC_CLIENTID_NOT_VALID,
@@ -157,9 +186,6 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 			mconn_close(sh, mc, 0, "cannot hand over");
 		return false;
 	}
-
-	/* The identity check (client certificate, registry) goes here, before
-	 * anything of the session is touched. */
 
 	uint32_t ka = cp->keepalive;
 	bool server_ka = false;
@@ -654,6 +680,13 @@ static void on_open(struct shard *sh, struct conn *c)
 	}
 	mc->c = c;
 	mc->last_rx_ms = sh->now_ms;
+	struct vouch_app *app = sh->rt->app;
+	if (!c->tr && sh->cfg->listeners[c->listener].tls) {
+		if (!app || !app->tls || tls_conn_start(sh, c, app->tls) != 0) {
+			conn_close(sh, c, false);
+			return;
+		}
+	}
 	shard_timer(sh, c->opened_ms + (uint64_t)sh->cfg->connect_timeout * 1000u, BT_CONNECT,
 		    c->slot, c->gen);
 }
@@ -668,6 +701,8 @@ static void mconn_free(struct mconn *mc)
 		free(mc->alias_in);
 	}
 	free(mc->alias_in_len);
+	free(mc->bound_id);
+	free(mc->cert_cn);
 	if (mc->alias_out.key_of) {
 		uint32_t it = 0;
 		void *v;
@@ -761,6 +796,10 @@ static void on_xmsg(struct shard *sh, const struct xmsg *m)
 		free(x);
 		return;
 	}
+	if (m->type >= RX_SIGNUP_DONE) {
+		identity_on_xmsg(bsh(sh), m);
+		return;
+	}
 	route_on_xmsg(bsh(sh), m);
 }
 
@@ -778,7 +817,8 @@ static void on_start(struct shard *sh)
 	bs->local = tt_new();
 	bs->summary = tt_new();
 	bs->retained = rt_new();
-	if (!bs->local || !bs->summary || !bs->retained)
+	bs->fp = calloc(1, sizeof *bs->fp);
+	if (!bs->local || !bs->summary || !bs->retained || !bs->fp || fp_init(bs->fp, 1024) != 0)
 		abort();
 	sh->upper = bs;
 	if (sh->id == 0) {
@@ -818,6 +858,8 @@ static void on_stop(struct shard *sh)
 	free(bs->shares);
 	free(bs->agg);
 	free(bs->route_keys);
+	fp_free(bs->fp);
+	free(bs->fp);
 	free(bs);
 	sh->upper = NULL;
 }

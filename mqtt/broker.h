@@ -81,6 +81,14 @@ int route_home(const struct bshard *bs, const uint8_t *cid, size_t len);
 /* ---- sys.c ---- */
 void sys_tick(struct bshard *bs);
 
+/* ---- identity.c ---- */
+/* The connect decision for a client certificate: ID_ACCEPTED, ID_REFUSED
+ * (mc->id_refusal says why) or ID_PENDING (asked the registrar; the
+ * CONNECT is read again when it answers). */
+int identity_decide(struct bshard *bs, struct mconn *mc);
+/* Registrar messages: signup answers, status notices, $SYS events. */
+void identity_on_xmsg(struct bshard *bs, const struct xmsg *m);
+
 /* ---- broker.c ---- */
 void mconn_close(struct shard *sh, struct mconn *mc, uint8_t reason, const char *why);
 

@@ -23,6 +23,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/retain.h"
 #include "mqtt/topic_tree.h"
+#include "registry/registrar.h"
 
 static void *shard_token(int id) { return (void *)(uintptr_t)(id + 1); }
 static int token_shard(const void *t) { return (int)((uintptr_t)t - 1); }
@@ -442,6 +443,11 @@ void route_discard_xmsg(const struct xmsg *x)
 		vmsg_unref_mt(x->p);
 		break;
 	case BX_SUMMARY:
+		free(x->p);
+		break;
+	case RX_CERT_STATUS:
+	case RX_CA_STATUS:
+	case RX_EVENT:
 		free(x->p);
 		break;
 	case BX_HANDOFF: {

@@ -819,6 +819,9 @@ class Broker:
 			a += ["--sys-interval", str(self.sys_interval)]
 		if self.log_level:
 			a += ["--log-level", self.log_level]
+		if "--admin-listen" not in self.extra:
+			# never the default 127.0.0.1:8081: tests run in parallel
+			a += ["--admin-listen", "off"]
 		return a + self.extra
 
 	def _mosquitto_args(self):

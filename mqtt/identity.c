@@ -1,0 +1,216 @@
+/*
+ * The connect decision for devices that come in with a client certificate
+ * (mutual TLS): after the handshake and before CONNACK, in this order:
+ *   1. the issuing CA is INACTIVE (or unknown): refused;
+ *   2. the certificate is known: ACTIVE goes on, any other status is
+ *      refused with CONNACK 0x87 (v3.1.1: 0x05);
+ *   3. unknown, and its CA allows automatic registration: the registrar is
+ *      asked (it owns the signup limiter); the CONNECT waits unread in the
+ *      connection's input until the answer comes back;
+ *   4. unknown, CA without automatic registration: refused.
+ * A returning device costs one hash and one compare in the shard's
+ * fingerprint cache and no registry read. The registrar's notices keep the
+ * cache current and close live connections of a disabled certificate or CA.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mqtt/broker.h"
+#include "mqtt/codec.h"
+#include "registry/cache.h"
+#include "registry/regfile.h"
+#include "registry/registrar.h"
+#include "tls/cert.h"
+#include "tls/server.h"
+
+static struct vouch_app *app_of(struct bshard *bs)
+{
+	return bs->sh->rt->app;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = 0;
+	}
+	return d;
+}
+
+static void accept_entry(struct mconn *mc, const struct fp_entry *e)
+{
+	mc->id_state = ID_ACCEPTED;
+	memcpy(mc->ca_id, e->issuer, sizeof mc->ca_id);
+	free(mc->bound_id);
+	free(mc->cert_cn);
+	mc->bound_id = e->client_id_len ? dupn(e->client_id, e->client_id_len) : NULL;
+	mc->cert_cn = e->cn && e->cn[0] ? dupn(e->cn, strlen(e->cn)) : NULL;
+}
+
+static int refuse(struct mconn *mc, uint8_t reason)
+{
+	mc->id_state = ID_REFUSED;
+	mc->id_refusal = reason;
+	return ID_REFUSED;
+}
+
+static bool ca_active(struct vouch_app *app, const uint8_t id[32])
+{
+	struct reg_ca ca;
+	return reg_ca_get_mt(app->reg, id, &ca) == 0 && ca.status == REG_ACTIVE;
+}
+
+/* Apply a cached/registry status to the decision. */
+static int decide_known(struct bshard *bs, struct mconn *mc, const struct fp_entry *e)
+{
+	struct vouch_app *app = app_of(bs);
+	if (!ca_active(app, e->issuer))
+		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+	if (e->status != REG_ACTIVE)
+		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+	accept_entry(mc, e);
+	return ID_ACCEPTED;
+}
+
+static const struct fp_entry *lookup(struct bshard *bs, const uint8_t id[32])
+{
+	const struct fp_entry *e = fp_get(bs->fp, id);
+	if (e)
+		return e;
+	struct reg_device d;
+	if (reg_dev_get_mt(app_of(bs)->reg, id, &d) != 0)
+		return NULL;
+	if (fp_put(bs->fp, &d) != 0)
+		return NULL;
+	return fp_get(bs->fp, id);
+}
+
+int identity_decide(struct bshard *bs, struct mconn *mc)
+{
+	struct vouch_app *app = app_of(bs);
+	struct conn *c = mc->c;
+	if (mc->id_state == ID_ACCEPTED || mc->id_state == ID_REFUSED || mc->id_state == ID_PENDING)
+		return mc->id_state;
+	const struct tls_identity *tid = tls_conn_identity(c);
+	if (!tid || !app || !app->reg) {
+		/* plain TCP, or TLS without a client certificate (allowed only
+		 * when --require-certificate is off) */
+		mc->id_state = ID_ACCEPTED;
+		return ID_ACCEPTED;
+	}
+	mc->has_cert = true;
+	memcpy(mc->cert_id, tid->cert_id, sizeof mc->cert_id);
+	const struct fp_entry *e = lookup(bs, tid->cert_id);
+	if (e)
+		return decide_known(bs, mc, e);
+	/* unknown certificate: who issued it? */
+	uint8_t ca_id[32];
+	if (!tid->issuer_der || tls_cert_id(tid->issuer_der, tid->issuer_der_len, ca_id) != 0)
+		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+	struct reg_ca ca;
+	if (reg_ca_get_mt(app->reg, ca_id, &ca) != 0 || ca.status != REG_ACTIVE)
+		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+	if (!ca.auto_register || reg_dev_revoked_mt(app->reg, tid->cert_id))
+		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+	memcpy(mc->ca_id, ca_id, sizeof mc->ca_id);
+	struct signup_req *req = malloc(sizeof *req + tid->der_len);
+	if (!req)
+		return refuse(mc, MQTT_RC_SERVER_UNAVAILABLE);
+	req->shard = bs->sh->id;
+	req->conn_slot = c->slot;
+	req->conn_gen = c->gen;
+	memcpy(req->cert_id, tid->cert_id, sizeof req->cert_id);
+	memcpy(req->ca_id, ca_id, sizeof req->ca_id);
+	req->der_len = (uint32_t)tid->der_len;
+	memcpy(req->der, tid->der, tid->der_len);
+	if (!app->registrar || registrar_submit_mt(app->registrar, bs->sh->id, req) != 0) {
+		free(req);
+		return refuse(mc, MQTT_RC_CONNECTION_RATE_EXCEEDED);
+	}
+	mc->id_state = ID_PENDING;
+	return ID_PENDING;
+}
+
+/* Close every live connection of this shard that a notice disables. */
+static void close_matching(struct bshard *bs, const uint8_t id[32], bool by_ca)
+{
+	struct shard *sh = bs->sh;
+	for (uint32_t i = 0; i < sh->n_slots; i++) {
+		struct conn *c = sh->conns[i];
+		struct mconn *mc = c ? c->upper : NULL;
+		if (!mc || !mc->has_cert || mc->id_state != ID_ACCEPTED)
+			continue;
+		if (memcmp(by_ca ? mc->ca_id : mc->cert_id, id, 32) != 0)
+			continue;
+		mc->id_state = ID_REFUSED;
+		mc->id_refusal = MQTT_RC_NOT_AUTHORIZED;
+		mconn_close(sh, mc, MQTT_RC_NOT_AUTHORIZED,
+			    by_ca ? "certificate authority disabled" : "certificate disabled");
+	}
+}
+
+void identity_on_xmsg(struct bshard *bs, const struct xmsg *m)
+{
+	struct shard *sh = bs->sh;
+	struct vouch_app *app = app_of(bs);
+	switch (m->type) {
+	case RX_SIGNUP_DONE: {
+		struct conn *c = shard_conn(sh, m->a, (uint32_t)m->b);
+		struct mconn *mc = c ? c->upper : NULL;
+		if (!mc || mc->id_state != ID_PENDING)
+			break; /* gone meanwhile */
+		unsigned outcome = (unsigned)(m->c & 0xff);
+		enum reg_status st = (enum reg_status)(m->c >> 8);
+		if (outcome == SIGNUP_REGISTERED || outcome == SIGNUP_EXISTS) {
+			const struct fp_entry *e = lookup(bs, mc->cert_id);
+			if (e && st == REG_ACTIVE && e->status == REG_ACTIVE)
+				accept_entry(mc, e);
+			else
+				refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+		} else if (outcome == SIGNUP_OVER_LIMIT) {
+			refuse(mc, MQTT_RC_CONNECTION_RATE_EXCEEDED);
+		} else if (outcome == SIGNUP_ERROR) {
+			refuse(mc, MQTT_RC_SERVER_UNAVAILABLE);
+		} else {
+			refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+		}
+		/* the CONNECT waited in the input: read it again */
+		conn_reoffer_input(sh, c);
+		break;
+	}
+	case RX_CERT_STATUS: {
+		struct reg_notice *n = m->p;
+		struct reg_device d;
+		if (n->status == 0 || reg_dev_get_mt(app->reg, n->id, &d) != 0)
+			fp_update(bs->fp, n->id, 0, NULL, 0);
+		else if (fp_get(bs->fp, n->id))
+			fp_put(bs->fp, &d);
+		if (n->status != REG_ACTIVE)
+			close_matching(bs, n->id, false);
+		free(n);
+		break;
+	}
+	case RX_CA_STATUS: {
+		struct reg_notice *n = m->p;
+		if (n->status != REG_ACTIVE)
+			close_matching(bs, n->id, true);
+		free(n);
+		break;
+	}
+	case RX_EVENT: {
+		struct reg_event_msg *ev = m->p;
+		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, (uint32_t)strlen(ev->topic), NULL,
+					  (const uint8_t *)ev->json, ev->len, 0, false, 0, sh->now_ms);
+		if (v) {
+			route_publish(bs, v);
+			vmsg_unref_mt(v);
+		}
+		free(ev);
+		break;
+	}
+	default:
+		break;
+	}
+}

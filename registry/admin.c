@@ -516,8 +516,9 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 		st = fail(out, 500, "internal", "cannot store the CA: %s", strerror(-rc));
 		goto done;
 	}
-	if (status == REG_ACTIVE)
-		rg_trust_ca(a->g, ca_der, ca_len);
+	/* Every registered CA is a trust anchor; an INACTIVE one is refused
+	 * by the connect decision (a clear CONNACK), not by the handshake. */
+	rg_trust_ca(a->g, ca_der, ca_len);
 	rg_notify_ca(a->g, ci->id);
 	if (reg_ca_get_mt(a->g->reg, ci->id, &rec) != 0) {
 		st = fail(out, 500, "internal", "the CA is stored but cannot be read back");
@@ -547,13 +548,8 @@ static int ca_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 		return fail(out, 404, "not_found", "no such CA certificate");
 	if (rc)
 		return fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
-	if (s != ca.status) {
-		if (s == REG_ACTIVE)
-			rg_trust_ca(a->g, ca.der, ca.der_len);
-		else
-			rg_trust_reset(a->g);
+	if (s != ca.status)
 		rg_notify_ca(a->g, id);
-	}
 	return ca_get(a, id, out);
 }
 
@@ -606,7 +602,7 @@ static int ca_delete(struct admin *a, const uint8_t id[REG_ID_LEN],
 		return fail(out, 409, "conflict", "the CA is ACTIVE: deactivate it first");
 	if (rc)
 		return fail(out, 500, "internal", "cannot delete the CA: %s", strerror(-rc));
-	/* Only an INACTIVE CA is deleted: it left the trust anchors then. */
+	rg_trust_reset(a->g);   /* the remaining CAs */
 	rg_notify_ca(a->g, id);
 	return ok(out, 200, json_pack("{s:o, s:b}", "certificateId", jhex(id, REG_ID_LEN),
 				      "deleted", 1));

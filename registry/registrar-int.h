@@ -69,8 +69,9 @@ struct registrar {
 /*
  * Build the registrar without starting its thread: rings, eventfd,
  * limiter, registration code (read from or written to data_dir), admin
- * API state (and its HTTP daemon when cfg->admin_listen is set), trust
- * anchors for the registered ACTIVE CAs. The calling thread is the
+ * API state (and its HTTP daemon when cfg->admin_listen is set). The
+ * CAs registered before start are not made trust anchors here (vouchd's
+ * main does that when it creates the TLS server). The calling thread is the
  * registrar thread until registrar_free() (tests drive it with
  * registrar_turn()). 0 or -errno with a message in err.
  */
@@ -115,8 +116,8 @@ void rg_publish_dev(struct registrar *g, const char *kind,
  * supports it). Registrar thread. */
 void rg_trust_ca(struct registrar *g, const uint8_t *der, size_t len);
 
-/* Make the TLS trust anchors exactly the ACTIVE CAs (after a CA was
- * deactivated or deleted). Registrar thread. */
+/* Make the TLS trust anchors exactly the registered CAs, whatever their
+ * status (after a CA was deleted). Registrar thread. */
 void rg_trust_reset(struct registrar *g);
 
 /* Replace the registration code with a new random one, kept in

@@ -261,8 +261,6 @@ static int anchor_each(void *ctx, const struct reg_ca *ca)
 {
 	struct anchors *a = ctx;
 
-	if (ca->status != REG_ACTIVE)
-		return 0;
 	if (a->n == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 16;
 		const uint8_t **d = realloc(a->der, cap * sizeof *d);
@@ -599,13 +597,6 @@ int registrar_turn(struct registrar *g, uint64_t now_ns)
 
 /* ---- life cycle ----------------------------------------------------------- */
 
-static int trust_each(void *ctx, const struct reg_ca *ca)
-{
-	if (ca->status == REG_ACTIVE)
-		rg_trust_ca(ctx, ca->der, ca->der_len);
-	return 0;
-}
-
 /* See registry/registrar-int.h. */
 int registrar_init(struct registrar **out, struct registry *reg,
 		   struct broker_rt *rt, struct tls_server *tls,
@@ -655,7 +646,6 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	if (rc)
 		goto fail;
 	g->admin_port = admin_port(g->admin);
-	reg_ca_foreach_mt(reg, trust_each, g);
 	*out = g;
 	return 0;
 nomem:

@@ -126,6 +126,7 @@ static int parse(struct ctl_ctx *ctx, int argc, char **argv, const struct option
 static int status_arg(struct ctl_ctx *ctx, const char *opt, const char *s,
 		      const char *const *allowed, char *out, size_t cap)
 {
+	char list[128] = "";
 	size_t i;
 
 	for (i = 0; s[i] && i + 1 < cap; i++)
@@ -133,13 +134,13 @@ static int status_arg(struct ctl_ctx *ctx, const char *opt, const char *s,
 	out[i] = '\0';
 	if (!strcmp(out, "PENDING"))
 		snprintf(out, cap, "PENDING_ACTIVATION");
-	for (i = 0; allowed[i]; i++)
+	for (i = 0; allowed[i]; i++) {
 		if (!strcmp(out, allowed[i]))
 			return CTL_OK;
-	return ctl_usage(ctx, "%s must be one of %s%s%s%s%s, not '%s'", opt, allowed[0],
-			 allowed[1] ? ", " : "", allowed[1] ? allowed[1] : "",
-			 allowed[1] && allowed[2] ? ", " : "",
-			 allowed[1] && allowed[2] ? allowed[2] : "", s);
+		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+			 i ? ", " : "", allowed[i]);
+	}
+	return ctl_usage(ctx, "%s must be one of %s, not '%s'", opt, list, s);
 }
 
 /* A certificate ID operand: 64 hex digits (':' allowed), lowercased. */

@@ -57,6 +57,7 @@ class V5Test(VouchTest):
 		c2.subscribe(t, qos=1)
 		pub.publish(t, b"plain", qos=1)
 		self.assertFalse(c2.message().props.has(P_SUBSCRIPTION_ID))
+		self.assertEqual(c.message().payload, b"plain")	# c matches too
 		# re-subscribing replaces the id
 		c.subscribe(self.topic("sid", "+"), qos=1,
 			    props={P_SUBSCRIPTION_ID: 7})

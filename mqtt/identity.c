@@ -87,6 +87,51 @@ static const struct fp_entry *lookup(struct bshard *bs, const uint8_t id[32])
 	return fp_get(bs->fp, id);
 }
 
+/* The registered CA above an intermediate: the one whose subject is the
+ * intermediate's issuer and whose key signed it. CAs are few; this runs
+ * only for a certificate seen for the first time. */
+struct anchor_ctx {
+	const struct tls_cert_info *inter;
+	uint8_t id[32];
+	bool found;
+};
+
+static int anchor_each(void *ctx, const struct reg_ca *ca)
+{
+	struct anchor_ctx *a = ctx;
+	struct tls_cert_info ci;
+	if (tls_cert_parse(ca->der, ca->der_len, &ci) != 0)
+		return 0;
+	if (ci.subject.len != a->inter->issuer.len ||
+	    memcmp(ci.subject.ptr, a->inter->issuer.ptr, ci.subject.len) != 0)
+		return 0;
+	if (tls_cert_check_sig(a->inter, &ci) != 0)
+		return 0;
+	memcpy(a->id, ca->id, sizeof a->id);
+	a->found = true;
+	return 1;
+}
+
+/* The registered CA a leaf belongs to: its issuer, or the CA that signed
+ * its (unregistered) intermediate issuer. 0 or -ENOENT. */
+static int find_ca(struct vouch_app *app, const uint8_t *issuer_der, size_t len, uint8_t id[32])
+{
+	if (!issuer_der || tls_cert_id(issuer_der, len, id) != 0)
+		return -ENOENT;
+	struct reg_ca ca;
+	if (reg_ca_get_mt(app->reg, id, &ca) == 0)
+		return 0;
+	struct tls_cert_info inter;
+	if (tls_cert_parse(issuer_der, len, &inter) != 0 || !inter.is_ca)
+		return -ENOENT;
+	struct anchor_ctx a = { .inter = &inter };
+	reg_ca_foreach_mt(app->reg, anchor_each, &a);
+	if (!a.found)
+		return -ENOENT;
+	memcpy(id, a.id, 32);
+	return 0;
+}
+
 int identity_decide(struct bshard *bs, struct mconn *mc)
 {
 	struct vouch_app *app = app_of(bs);
@@ -107,7 +152,7 @@ int identity_decide(struct bshard *bs, struct mconn *mc)
 		return decide_known(bs, mc, e);
 	/* unknown certificate: who issued it? */
 	uint8_t ca_id[32];
-	if (!tid->issuer_der || tls_cert_id(tid->issuer_der, tid->issuer_der_len, ca_id) != 0)
+	if (find_ca(app, tid->issuer_der, tid->issuer_der_len, ca_id) != 0)
 		return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
 	struct reg_ca ca;
 	if (reg_ca_get_mt(app->reg, ca_id, &ca) != 0 || ca.status != REG_ACTIVE)

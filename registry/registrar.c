@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/log.h"
 #include "core/shard.h"
@@ -718,6 +720,11 @@ static void *registrar_main(void *arg)
 		}
 		admin_run(g->admin);
 	}
+#ifdef FP_ECC
+	/* wolfCrypt keeps a per-thread cache of ECC points from the signature
+	 * checks of the admin API: release this thread's before it ends. */
+	wc_ecc_fp_free();
+#endif
 	return NULL;
 }
 

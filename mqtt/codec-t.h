@@ -166,6 +166,8 @@ struct mqtt_str {
  * without copying: it then sets user_interleaved and `user` spans from the
  * first user property to the end of the last, other properties included.
  * Walk user properties with mqtt_user_props_next(), which handles both.
+ * The encoder writes only the user property triples of the run, so copying
+ * user/user_len/n_user into another property set is safe either way.
  *
  * Encoding writes the properties whose bit is set in `present` (user
  * properties: bit set and user_len > 0; subscription identifiers: bit set

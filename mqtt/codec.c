@@ -1325,13 +1325,17 @@ static inline bool has_user(const struct mqtt_props *pr)
 	       pr->user_len;
 }
 
-/* Bytes of the user properties as they will be written. */
+/*
+ * Bytes of the user properties as they will be written: only the (0x26,
+ * key, value) triples of the run, found by walking it, so that a run that
+ * still holds other properties (user_interleaved, possibly lost when a
+ * caller copied user/user_len alone) never smuggles them into the output.
+ * A triple is a few instructions to step over.
+ */
 static size_t user_size(const struct mqtt_props *pr)
 {
 	if (!has_user(pr))
 		return 0;
-	if (!pr->user_interleaved)
-		return pr->user_len;
 	size_t n = 0;
 	uint32_t off = 0;
 	struct mqtt_str k, v;
@@ -1455,18 +1459,14 @@ static uint8_t *props_put(uint8_t *o, const struct mqtt_props *pr,
 			break;
 		}
 	}
-	if (has_user(pr)) {
-		if (!pr->user_interleaved) {
-			o = put_bytes(o, pr->user, pr->user_len);
-		} else {
-			uint32_t off = 0;
-			struct mqtt_str k, v;
+	if (has_user(pr)) {     /* the triples only, as user_size() counts */
+		uint32_t off = 0;
+		struct mqtt_str k, v;
 
-			while (mqtt_user_props_next(pr, &off, &k, &v)) {
-				*o++ = MQTT_PROP_USER_PROPERTY;
-				o = put_str(o, &k);
-				o = put_str(o, &v);
-			}
+		while (mqtt_user_props_next(pr, &off, &k, &v)) {
+			*o++ = MQTT_PROP_USER_PROPERTY;
+			o = put_str(o, &k);
+			o = put_str(o, &v);
 		}
 	}
 	return o;

@@ -2015,6 +2015,28 @@ static void test_limits(void)
 
 		CHECK(ix->n == 48 && cc_roundtrip(guard_place(ix->b, ix->n), ix->n) > 0,
 		      "interleaved round trip");
+		/* A caller that copies user/user_len/n_user into a fresh set
+		 * (forwarding) and loses the interleaved flag must still get
+		 * only the user properties out. */
+		const uint8_t *g = guard_place(ix->b, ix->n);
+		struct mqtt_packet d, e;
+
+		CHECK(mqtt_decode(g, ix->n, MQTT_V5, 0, &d) == 48, "decode again");
+		memset(&e, 0, sizeof e);
+		e.type = MQTT_PUBLISH;
+		e.u.publish.topic = S("t");
+		MQTT_SET(&e.u.publish.props, MQTT_PROP_USER_PROPERTY);
+		e.u.publish.props.user = d.u.publish.props.user;
+		e.u.publish.props.user_len = d.u.publish.props.user_len;
+		e.u.publish.props.n_user = d.u.publish.props.n_user;
+		uint8_t ob[64];
+		size_t on = mqtt_encode(&e, MQTT_V5, ob, sizeof ob);
+		struct mqtt_packet f;
+
+		CHECK(on == 2 + 3 + 1 + 5 * 6 && mqtt_decode(ob, on, MQTT_V5, 0, &f) == (ssize_t)on &&
+		      f.u.publish.props.present == (1ull << MQTT_PROP_USER_PROPERTY) &&
+		      f.u.publish.props.n_user == 5 && !f.u.publish.props.user_interleaved,
+		      "copied run without the flag writes only user properties (%zu)", on);
 		bb_free(ix);
 	}
 
@@ -2056,15 +2078,35 @@ static void test_limits(void)
 	mqtt_topics_begin(&it, &sub, false);
 	CHECK(!mqtt_topics_next(&it, &k, NULL), "filter longer than list");
 
-	/* A property block too large for the protocol. */
+	/*
+	 * A property block too large for the protocol: 2048 user properties
+	 * of 65535-byte key and value (131075 bytes each) are just over
+	 * MQTT_MAX_REMAINING; 2047 fit. A sparse mapping: only the pages
+	 * holding the triples' headers are touched, sizing reads nothing else.
+	 */
+	const size_t tri = 5 + 2 * 65535u, ntri = 2048;
+	uint8_t *run = mmap(NULL, tri * ntri, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	CHECK(run != MAP_FAILED, "sparse mapping");
+	if (run == MAP_FAILED)
+		return;
+	for (size_t i = 0; i < ntri; i++) {
+		uint8_t *t3 = run + i * tri;
+
+		t3[0] = MQTT_PROP_USER_PROPERTY;
+		t3[1] = t3[2] = 0xFF;
+		t3[3 + 65535] = t3[4 + 65535] = 0xFF;
+	}
+	CHECK(tri * ntri > MQTT_MAX_REMAINING &&
+	      tri * (ntri - 1) <= MQTT_MAX_REMAINING, "sizes straddle the maximum");
 	memset(&up, 0, sizeof up);
 	MQTT_SET(&up, MQTT_PROP_USER_PROPERTY);
-	up.user = (const uint8_t *)"";  /* never read: too big to encode */
-	up.user_len = MQTT_MAX_REMAINING + 1;
+	up.user = run;
+	up.user_len = (uint32_t)(tri * ntri);
+	up.n_user = (uint16_t)ntri;
 	CHECK(mqtt_props_size(&up) == 0 && mqtt_props_encode(&up, enc_buf, 16) == 0,
 	      "props block over the protocol maximum");
-	up.user_len = MQTT_MAX_REMAINING;       /* a block fits, no packet does */
-	CHECK(mqtt_props_size(&up) == MQTT_MAX_REMAINING + 4, "props block at the maximum");
 	memset(&p, 0, sizeof p);
 	p.type = MQTT_PUBLISH;
 	p.u.publish.topic = S("t");
@@ -2080,6 +2122,18 @@ static void test_limits(void)
 	p.type = MQTT_DISCONNECT;
 	p.u.disconnect.props = up;
 	CHECK(mqtt_encoded_size(&p, MQTT_V5) == 0, "disconnect with oversized props");
+	up.user_len = (uint32_t)(tri * (ntri - 1));     /* one fewer: it fits */
+	up.n_user = (uint16_t)(ntri - 1);
+	CHECK(mqtt_props_size(&up) == tri * (ntri - 1) + 4, "props block just under");
+	memset(&p, 0, sizeof p);
+	p.type = MQTT_PUBLISH;
+	p.u.publish.topic = S("t");
+	p.u.publish.props = up;
+	CHECK(mqtt_encoded_size(&p, MQTT_V5) == 1 + 4 + 3 + 4 + tri * (ntri - 1),
+	      "publish just under the maximum");
+	CHECK(mqtt_encode(&p, MQTT_V5, enc_buf, sizeof enc_buf) == 0,
+	      "does not fit the buffer");
+	munmap(run, tri * ntri);
 }
 
 /* ------------------------------------------------------------------ */

@@ -49,6 +49,7 @@ struct admin {
 	struct token *tokens;
 	size_t n_tokens;
 	bool need_token;        /* a token file was configured */
+	int64_t warn_secs;      /* "expiringSoon" window (expiry_warning_days) */
 };
 
 /* ---- answers ---------------------------------------------------------------- */
@@ -117,8 +118,9 @@ static bool put(json_t *o, const char *k, json_t *v)
 	return v && json_object_set_new(o, k, v) == 0;
 }
 
-static json_t *dev_json(const struct reg_device *d, bool pem)
+static json_t *dev_json(const struct admin *a, const struct reg_device *d, bool pem)
 {
+	int64_t now = time(NULL);
 	json_t *o = json_object();
 	bool good = o &&
 		put(o, "certificateId", jhex(d->id, REG_ID_LEN)) &&
@@ -129,6 +131,9 @@ static json_t *dev_json(const struct reg_device *d, bool pem)
 		put(o, "organizationalUnit", json_stringn(d->ou, d->ou_len)) &&
 		put(o, "notBefore", jtime(d->not_before)) &&
 		put(o, "notAfter", jtime(d->not_after)) &&
+		put(o, "expired", json_boolean(d->not_after < now)) &&
+		put(o, "expiringSoon", json_boolean(d->not_after >= now &&
+						     d->not_after - now <= a->warn_secs)) &&
 		put(o, "status", json_string(reg_status_name(d->status))) &&
 		put(o, "clientId", json_stringn(d->client_id, d->client_id_len)) &&
 		put(o, "registeredBy", json_string(d->how == REG_AUTO ? "AUTO" : "MANUAL")) &&
@@ -548,8 +553,11 @@ static int ca_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 		return fail(out, 404, "not_found", "no such CA certificate");
 	if (rc)
 		return fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
-	if (s != ca.status)
+	if (s != ca.status) {
+		if (s == REG_ACTIVE)
+			rg_trust_ca(a->g, ca.der, ca.der_len);  /* harmless if it is one */
 		rg_notify_ca(a->g, id);
+	}
 	return ca_get(a, id, out);
 }
 
@@ -616,7 +624,7 @@ static int dev_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
 
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
 		return fail(out, 404, "not_found", "no such certificate");
-	return ok(out, 200, dev_json(&d, true));
+	return ok(out, 200, dev_json(a, &d, true));
 }
 
 /* Find the registered CA that issued ci: same name, and its key verifies
@@ -756,7 +764,7 @@ static int dev_register(struct admin *a, const struct admin_req *rq,
 		goto done;
 	}
 	rg_publish_dev(a->g, "registered", &d, by->actor);
-	st = ok(out, 201, dev_json(&d, true));
+	st = ok(out, 201, dev_json(a, &d, true));
 done:
 	json_decref(o);
 	free(der);
@@ -892,7 +900,7 @@ static int dev_list(struct admin *a, const struct admin_req *rq, json_t **out)
 		struct reg_device d;
 
 		if (reg_dev_get_mt(a->g->reg, f.rows.v[i].id, &d) == 0 &&
-		    json_array_append_new(arr, dev_json(&d, false)) != 0)
+		    json_array_append_new(arr, dev_json(a, &d, false)) != 0)
 			goto nomem;
 	}
 	o = json_pack("{s:o, s:I, s:I, s:I}", "certificates", arr,
@@ -931,7 +939,7 @@ static int dev_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 		log_info("admin: certificate \"%s\" %s -> %s by %s", d.cn,
 			 reg_status_name(before.status), reg_status_name(d.status), by->actor);
 	}
-	return ok(out, 200, dev_json(&d, true));
+	return ok(out, 200, dev_json(a, &d, true));
 }
 
 static int dev_bind(struct admin *a, const struct admin_req *rq,
@@ -1476,6 +1484,7 @@ int admin_start(struct admin **out, struct registrar *g,
 	}
 	a->g = g;
 	a->epfd = -1;
+	a->warn_secs = (int64_t)(cfg->expiry_warning_days ? cfg->expiry_warning_days : 30) * 86400;
 	if (cfg->admin_token_file && cfg->admin_token_file[0]) {
 		rc = load_tokens(a, cfg->admin_token_file, err, errlen);
 		if (rc)

@@ -558,7 +558,7 @@ static void test_admin(void)
 	size_t len;
 	struct registry *reg;
 	struct registrar_cfg cfg = { .data_dir = dir, .admin_token_file = tokfile };
-	static struct tcert ca, ver, bad_ver, impostor, imp_ver, devc, dev2, dev3, stray, strayca;
+	static struct tcert ca, ver, bad_ver, impostor, imp_ver, devc, dev2, dev3, dev4, stray, strayca;
 	struct reg_ca rca;
 	struct reg_device d;
 	json_t *o = NULL;
@@ -711,6 +711,8 @@ static void test_admin(void)
 	CHECK(!strcmp(jstr(o, "organizationalUnit"), "line-1"));
 	CHECK(!strcmp(jstr(o, "updatedBy"), "admin:ops"));
 	CHECK(strlen(jstr(o, "notAfter")) == 20 && jstr(o, "notAfter")[19] == 'Z');
+	CHECK(json_is_false(json_object_get(o, "expired")));
+	CHECK(json_is_false(json_object_get(o, "expiringSoon")));     /* 365 days */
 	json_decref(o);
 	CHECK(S.notices[0] == 1 && S.notices[1] == 1 && S.last_status[0] == REG_ACTIVE);
 	CHECK(!strcmp(S.last_client[1], "car-1"));
@@ -851,6 +853,32 @@ static void test_admin(void)
 	CHECK(!strcmp(jstr(o, "status"), "REVOKED"));
 	json_decref(o);
 
+	/* A certificate close to its end is flagged, and found by the
+	 * expiring-within query. */
+	{
+		struct tls_pki_spec spec;
+		struct tls_pki_issuer iss = { ca.der, ca.len, ca.key };
+		int n;
+
+		memset(&dev4, 0, sizeof dev4);
+		dev4.key = tkey();
+		tls_pki_spec_init(&spec, TLS_PKI_DEVICE, time(NULL), 10);
+		spec.subject.cn = "SN0004";
+		n = tls_pki_issue(&spec, dev4.key, &iss, dev4.der, sizeof dev4.der);
+		CHECK(n > 0);
+		dev4.len = (size_t)n;
+	}
+	CHECK_RC(reg_dev_call(&dev4, NULL, &o), 201);
+	CHECK(json_is_true(json_object_get(o, "expiringSoon")));
+	json_decref(o);
+	CHECK_RC(call(TOK, "GET /api/v1/certificates?expiringWithinDays=10", &o, NULL), 200);
+	CHECK(json_integer_value(json_object_get(o, "total")) == 1);
+	CHECK(!strcmp(jstr(json_array_get(json_object_get(o, "certificates"), 0), "commonName"), "SN0004"));
+	json_decref(o);
+	CHECK_RC(call(TOK, "GET /api/v1/certificates?expiringWithinDays=9", &o, NULL), 200);
+	CHECK(json_integer_value(json_object_get(o, "total")) == 0);
+	json_decref(o);
+
 	/* CA lifecycle: deactivate, auto-registration, delete. */
 	seen_reset(&S);
 	snprintf(path, sizeof path, "DELETE /api/v1/cas/%s", hex);
@@ -911,7 +939,7 @@ static void test_admin(void)
 	CHECK_RC(reg_close(reg), 0);
 	seen_reset(&S);
 	frt_free(RT);
-	struct tcert *all[] = { &ca, &ver, &bad_ver, &impostor, &imp_ver, &devc, &dev2, &dev3,
+	struct tcert *all[] = { &ca, &ver, &bad_ver, &impostor, &imp_ver, &devc, &dev2, &dev3, &dev4,
 				&stray, &strayca };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		tcert_free(all[i]);

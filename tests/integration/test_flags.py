@@ -11,7 +11,10 @@ from vouchtest import *
 FLAGS = ["listen", "shards", "data-dir", "io-compat", "log-level",
 	 "max-connections", "max-packet-size", "receive-maximum",
 	 "max-queued-messages", "max-keepalive", "connect-timeout",
-	 "sys-interval", "config", "help"]
+	 "sys-interval", "config", "help", "topic-alias-maximum",
+	 "tls-listen", "cert", "key", "require-certificate",
+	 "allow-clientid-mismatch", "signup-rate", "signup-burst",
+	 "admin-listen", "admin-token-file", "expiry-warning-days"]
 
 
 def run_vouchd(args, timeout=None):
@@ -36,7 +39,8 @@ class FlagsTest(unittest.TestCase):
 
 	def base(self):
 		return ["--listen", "127.0.0.1:%d" % free_port(), "--data-dir",
-			os.path.join(self.dir, "data"), "--shards", "1"]
+			os.path.join(self.dir, "data"), "--shards", "1",
+			"--admin-listen", "off"]
 
 	def test_help(self):
 		rc, out, err = run_vouchd(["--help"])
@@ -67,16 +71,15 @@ class FlagsTest(unittest.TestCase):
 			["--connect-timeout", ""], ["--io-compat", "2.6"],
 			["--max-keepalive", "70000"], ["--max-queued-messages", "q"],
 		]
+		cases += [["--admin-listen", "nope"], ["--signup-rate", "x"]]
 		for extra in cases:
 			self._bad(b + extra)
 		# the value missing at the end of the command line
 		self._bad(b + ["--shards"])
-		self._bad(["--listen", "nope", "--data-dir",
-			   os.path.join(self.dir, "d")])
-		self._bad(["--listen", "127.0.0.1:99999", "--data-dir",
-			   os.path.join(self.dir, "d")])
-		self._bad(["--listen", "256.1.1.1:1883", "--data-dir",
-			   os.path.join(self.dir, "d")])
+		for bad in ("nope", "127.0.0.1:99999", "256.1.1.1:1883"):
+			self._bad(["--listen", bad, "--data-dir",
+				   os.path.join(self.dir, "d"), "--admin-listen",
+				   "off"])
 
 	def _config(self, text):
 		path = os.path.join(self.dir, "vouchd.conf")
@@ -94,6 +97,7 @@ class FlagsTest(unittest.TestCase):
 			"   max-packet-size = 4096   \n"
 			"receive-maximum=9\n"
 			"sys-interval = 1\n"
+			"admin-listen = off\n"
 			"data-dir = %s\n" % (port, os.path.join(self.dir, "cd")))
 		errp = os.path.join(self.dir, "err")
 		with open(errp, "wb") as ef:

@@ -33,8 +33,9 @@
  *   CA_ADD      regf_ca_add | serial | cn | o | ou | der
  *   CA_STATE    regf_ca_state
  *   CA_DELETE   regf_ca_delete
- *   CLOSE       (empty): a clean close, so that damage to the last record
- *               of a cleanly closed file is caught too.
+ *   CLOSE       regf_close: a clean close, so that damage to the last
+ *               record of a cleanly closed file is caught too; it holds the
+ *               number of keys of each index, to size them at the next open.
  */
 #ifndef VOUCH_REGISTRY_REGFILE_INT_H
 #define VOUCH_REGISTRY_REGFILE_INT_H
@@ -151,6 +152,12 @@ struct regf_ca_delete {
 	uint8_t pad[7];
 };
 
+/* Keys in the indexes at a clean close: sizes the tables at the next open. */
+struct regf_close {
+	uint64_t dev_keys, ser_keys, ca_keys;
+	uint64_t reserved;
+};
+
 _Static_assert(sizeof(struct regf_hdr) == REGF_HDR_SIZE, "header layout");
 _Static_assert(sizeof(struct regf_rec) == 56, "record header layout");
 _Static_assert(sizeof(struct regf_dev_add) == 104, "dev_add layout");
@@ -160,6 +167,7 @@ _Static_assert(sizeof(struct regf_revoke) == 40, "revoke layout");
 _Static_assert(sizeof(struct regf_ca_add) == 64, "ca_add layout");
 _Static_assert(sizeof(struct regf_ca_state) == 48, "ca_state layout");
 _Static_assert(sizeof(struct regf_ca_delete) == 48, "ca_delete layout");
+_Static_assert(sizeof(struct regf_close) == 32, "close layout");
 
 /* Largest record: a DEV_ADD with every field at its bound. */
 #define REGF_REC_MAX (sizeof(struct regf_rec) + sizeof(struct regf_dev_add) + \

@@ -116,7 +116,7 @@ static size_t fixed_size(uint16_t type)
 	case REGF_CA_ADD: return sizeof(struct regf_ca_add);
 	case REGF_CA_STATE: return sizeof(struct regf_ca_state);
 	case REGF_CA_DELETE: return sizeof(struct regf_ca_delete);
-	case REGF_CLOSE: return 0;
+	case REGF_CLOSE: return sizeof(struct regf_close);
 	}
 	return SIZE_MAX;
 }
@@ -584,28 +584,27 @@ static void publish(struct registry *r, const struct plan *p, uint16_t type,
 
 /* ---- opening ---------------------------------------------------------- */
 
-struct scan {
+struct load {
 	uint64_t end, seq;
-	uint64_t n_dev, n_ser, n_ca;    /* upper bounds of keys, to size tables */
 	uint64_t torn;                  /* bytes of an interrupted write dropped */
 	uint16_t last_type;
 };
 
-/* Why the bytes at off are not a whole, intact record (NULL if they are). */
-static const char *rec_bad(const struct registry *r, uint64_t off, uint64_t size)
+/* Why the avail bytes at p (the file from some offset on) do not start with
+ * a whole, intact record (NULL if they do). */
+static const char *rec_bad(uint64_t salt, const uint8_t *p, uint64_t avail)
 {
-	const struct regf_rec *h;
+	const struct regf_rec *h = (const void *)p;
 
-	if (size - off < sizeof(*h))
+	if (avail < sizeof(*h))
 		return "the file ends inside a record header";
-	h = regf_at(r, off);
 	if (h->magic != REGF_REC_MAGIC)
 		return "no record magic";
 	if (h->len < sizeof(*h) || h->len % 8 || h->len > align8(REGF_REC_MAX))
 		return "an impossible record length";
-	if (h->len > size - off)
+	if (h->len > avail)
 		return "the file ends inside the record";
-	if (regf_checksum(r->salt, h, h->len) != h->check)
+	if (regf_checksum(salt, h, h->len) != h->check)
 		return "checksum mismatch";
 	return NULL;
 }
@@ -636,7 +635,8 @@ static uint64_t damage_proof(const struct registry *r, uint64_t bad,
 {
 	for (uint64_t off = bad + 8; off + sizeof(struct regf_rec) <= size;) {
 		const struct regf_rec *h = regf_at(r, off);
-		if (h->magic != REGF_REC_MAGIC || rec_bad(r, off, size)) {
+		if (h->magic != REGF_REC_MAGIC ||
+		    rec_bad(r->salt, r->map + off, size - off)) {
 			off += 8;
 			continue;
 		}
@@ -647,78 +647,151 @@ static uint64_t damage_proof(const struct registry *r, uint64_t bad,
 	return 0;
 }
 
-static int scan(struct registry *r, uint64_t size, struct scan *s,
-		char *err, size_t errlen)
-{
-	uint64_t off = REGF_HDR_SIZE;
-	const char *why = NULL;
+#define CLOSE_LEN align8(sizeof(struct regf_rec) + sizeof(struct regf_close) + 1)
 
-	memset(s, 0, sizeof(*s));
-	while (off < size) {
-		why = rec_bad(r, off, size);
-		if (why)
-			break;
+/*
+ * How many keys of each kind the file holds, to size the tables once: the
+ * counts a clean close left in its CLOSE record (the file's last bytes),
+ * or, after a crash, a count of ADD records by a walk over the record
+ * headers. Only a hint: the tables grow if it is short.
+ */
+static void key_hint(const struct registry *r, uint64_t size,
+		     uint64_t n[REGX_KINDS])
+{
+	uint64_t cap = size / sizeof(struct regf_rec);
+
+	memset(n, 0, REGX_KINDS * sizeof(n[0]));
+	if (size % 8 == 0 && size >= REGF_HDR_SIZE + CLOSE_LEN) {
+		const struct regf_rec *h = regf_at(r, size - CLOSE_LEN);
+		if (h->magic == REGF_REC_MAGIC && h->len == CLOSE_LEN &&
+		    h->type == REGF_CLOSE &&
+		    h->body_len == sizeof(struct regf_close) &&
+		    regf_checksum(r->salt, h, h->len) == h->check) {
+			const struct regf_close *c = regf_body(h);
+			n[REGX_DEV] = c->dev_keys < cap ? c->dev_keys : cap;
+			n[REGX_SER] = c->ser_keys < cap ? c->ser_keys : cap;
+			n[REGX_CA] = c->ca_keys < cap ? c->ca_keys : cap;
+			return;
+		}
+	}
+	for (uint64_t off = REGF_HDR_SIZE; off + sizeof(struct regf_rec) <= size;) {
 		const struct regf_rec *h = regf_at(r, off);
-		struct regf_view v;
-		const char *w;
-		if (h->seq != s->seq + 1 || h->synced >= h->seq) {
-			errf(err, errlen, "%s: record at offset %llu has sequence number %llu where %llu was due: the file is damaged",
-			     r->path, (unsigned long long)off,
-			     (unsigned long long)h->seq,
-			     (unsigned long long)s->seq + 1);
-			return -EBADMSG;
-		}
-		if (regf_parse((const uint8_t *)h, &v, &w)) {
-			errf(err, errlen, "%s: record at offset %llu (sequence %llu) is malformed: %s",
-			     r->path, (unsigned long long)off,
-			     (unsigned long long)h->seq, w);
-			return -EBADMSG;
-		}
+		if (h->magic != REGF_REC_MAGIC || h->len < sizeof(*h) ||
+		    h->len % 8 || h->len > size - off)
+			break;
 		switch (h->type) {
-		case REGF_DEV_ADD: s->n_dev++; s->n_ser++; break;
-		case REGF_REVOKE_SERIAL: s->n_ser++; break;
-		case REGF_CA_ADD: s->n_ca++; break;
+		case REGF_DEV_ADD: n[REGX_DEV]++; n[REGX_SER]++; break;
+		case REGF_REVOKE_SERIAL: n[REGX_SER]++; break;
+		case REGF_CA_ADD: n[REGX_CA]++; break;
 		}
-		s->seq = h->seq;
-		s->last_type = h->type;
 		off += h->len;
 	}
-	s->end = off;
-	if (off >= size || all_zero(r->map + off, size - off))
-		return 0;
+}
 
-	uint64_t proof = damage_proof(r, off, size, s->seq + 1);
-	if (proof) {
-		errf(err, errlen, "%s: record at offset %llu (sequence %llu) is damaged (%s), and the record at offset %llu was written after it was on disk, so this is not an interrupted write; refusing to open (restore the file from a backup)",
-		     r->path, (unsigned long long)off,
-		     (unsigned long long)s->seq + 1, why,
-		     (unsigned long long)proof);
-		return -EBADMSG;
+/*
+ * The log is read with pread into a buffer rather than through the mapping:
+ * the kernel copies from the page cache through its own large-page mapping,
+ * which is several times faster than walking gigabytes of 4 KiB user pages
+ * (a TLB miss per page). The buffer always holds a whole record after a
+ * refill.
+ */
+#define CHUNK   (UINT64_C(8) << 20)
+#define BUFSZ   (CHUNK + align8(REGF_REC_MAX))
+
+struct rbuf {
+	uint8_t *p;
+	uint64_t base, len;     /* holds the file's bytes [base, base + len) */
+};
+
+/* Refill so that the buffer starts at file offset from. */
+static int rbuf_fill(const struct registry *r, struct rbuf *b, uint64_t from,
+		     uint64_t size)
+{
+	uint64_t keep = b->base + b->len > from ? b->base + b->len - from : 0;
+	uint64_t want = size - from < BUFSZ ? size - from : BUFSZ;
+
+	if (keep)
+		memmove(b->p, b->p + (from - b->base), keep);
+	b->base = from;
+	b->len = keep;
+	while (b->len < want) {
+		ssize_t n = pread(r->fd, b->p + b->len, want - b->len,
+				  (off_t)(from + b->len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;    /* the file shrank under us */
+		b->len += (uint64_t)n;
 	}
-	s->torn = size - off;
 	return 0;
 }
 
 /*
- * Pass 2: check every record against the state before it and apply it.
- * The loop is bound by cache misses on the index slots, so the hashes of
- * the records AHEAD positions on are computed early and their slots
- * prefetched.
+ * Read the log in one pass: each record is verified (checksum, sequence,
+ * layout) and hashed AHEAD records before it is checked against the state
+ * and applied, so the index slots it needs are prefetched by then and its
+ * bytes are still in cache. Stops at the first bytes that are not an intact
+ * record, and decides whether they are an interrupted write (s->torn) or
+ * damage (-EBADMSG).
  */
 #define AHEAD 16
 
-static int apply_all(struct registry *r, const struct scan *s, char *err,
-		     size_t errlen)
+static int load(struct registry *r, uint64_t size, struct load *s, char *err,
+		size_t errlen)
 {
 	uint64_t ring_off[AHEAD], ring_h[AHEAD][2];
-	uint64_t next = REGF_HDR_SIZE;  /* the next record to hash */
-	unsigned head = 0, tail = 0;    /* ring of hashed records */
+	uint64_t next = REGF_HDR_SIZE, seq = 0;
+	unsigned head = 0, tail = 0;
+	const char *why = NULL;         /* the bytes at next are not a record */
+	int hard = 0;                   /* the record at next is intact but wrong */
+	bool refill = false;
+	struct rbuf b = { NULL, 0, 0 };
+	int rc = 0;
 
+	memset(s, 0, sizeof(*s));
+	b.p = mmap(NULL, BUFSZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b.p == MAP_FAILED) {
+		errf(err, errlen, "out of memory reading %s", r->path);
+		return -ENOMEM;
+	}
+	madvise(b.p, BUFSZ, MADV_HUGEPAGE);
 	for (;;) {
-		while (tail - head < AHEAD && next < s->end) {
-			const struct regf_rec *h = regf_at(r, next);
-			uint64_t *hh = ring_h[tail % AHEAD];
+		while (!why && !hard && !refill && tail - head < AHEAD && next < size) {
+			uint64_t avail = b.base + b.len - next;
+			const uint8_t *p = b.p + (next - b.base);
+			const struct regf_rec *h = (const void *)p;
+			struct regf_view v;
+			const char *w;
 			enum regx_kind k;
+
+			if (next >= b.base + b.len ||
+			    (b.base + b.len < size &&
+			     (avail < sizeof(*h) ||
+			      (h->len <= align8(REGF_REC_MAX) && h->len > avail)))) {
+				refill = true;
+				break;
+			}
+			why = rec_bad(r->salt, p, avail);
+			if (why)
+				break;
+			if (h->seq != seq + 1 || h->synced >= h->seq) {
+				errf(err, errlen, "%s: record at offset %llu has sequence number %llu where %llu was due: the file is damaged",
+				     r->path, (unsigned long long)next,
+				     (unsigned long long)h->seq,
+				     (unsigned long long)seq + 1);
+				hard = -EBADMSG;
+				break;
+			}
+			if (regf_parse(p, &v, &w)) {
+				errf(err, errlen, "%s: record at offset %llu (sequence %llu) is malformed: %s",
+				     r->path, (unsigned long long)next,
+				     (unsigned long long)h->seq, w);
+				hard = -EBADMSG;
+				break;
+			}
+			uint64_t *hh = ring_h[tail % AHEAD];
 			rec_hashes(r, h, hh, &k);
 			if (k != REGX_KINDS)
 				regx_prefetch(r, k, hh[0]);
@@ -726,34 +799,68 @@ static int apply_all(struct registry *r, const struct scan *s, char *err,
 				regx_prefetch(r, REGX_SER, hh[1]);
 			ring_off[tail % AHEAD] = next;
 			tail++;
+			seq = h->seq;
 			next += h->len;
 		}
-		if (head == tail)
-			break;
+		if (head == tail) {
+			if (!refill)
+				break;
+			/* the ring is drained: nothing points into the buffer */
+			rc = rbuf_fill(r, &b, next, size);
+			if (rc) {
+				errf(err, errlen, "cannot read %s: %s", r->path, strerror(-rc));
+				goto out;
+			}
+			refill = false;
+			continue;
+		}
 
+		/* an earlier inconsistency is reported before a later error */
 		uint64_t off = ring_off[head % AHEAD];
-		const struct regf_rec *h = regf_at(r, off);
+		const uint8_t *p = b.p + (off - b.base);
+		const struct regf_rec *h = (const void *)p;
 		struct regf_view v;
-		struct plan p;
-		const char *why = NULL;
-		int rc;
+		struct plan pl;
+		const char *w = NULL;
 
-		regf_parse((const uint8_t *)h, &v, &why);
-		rc = check(r, &v, &p, &why, ring_h[head % AHEAD]);
+		regf_parse(p, &v, &w);
+		rc = check(r, &v, &pl, &w, ring_h[head % AHEAD]);
 		head++;
 		if (rc == -ENOMEM) {
 			errf(err, errlen, "%s: out of memory building the indexes", r->path);
-			return rc;
+			goto out;
 		}
 		if (rc) {
 			errf(err, errlen, "%s: record at offset %llu (sequence %llu) is inconsistent: %s; the file is damaged",
 			     r->path, (unsigned long long)off,
-			     (unsigned long long)h->seq, why);
-			return rc;
+			     (unsigned long long)h->seq, w);
+			goto out;
 		}
-		publish(r, &p, h->type, off);
+		publish(r, &pl, h->type, off);
+		s->last_type = h->type;
 	}
-	return 0;
+	if (hard) {
+		rc = hard;
+		goto out;
+	}
+	s->seq = seq;
+	s->end = next;
+	if (next >= size || all_zero(r->map + next, size - next))
+		goto out;
+
+	uint64_t proof = damage_proof(r, next, size, seq + 1);
+	if (proof) {
+		errf(err, errlen, "%s: record at offset %llu (sequence %llu) is damaged (%s), and the record at offset %llu was written after it was on disk, so this is not an interrupted write; refusing to open (restore the file from a backup)",
+		     r->path, (unsigned long long)next,
+		     (unsigned long long)seq + 1, why,
+		     (unsigned long long)proof);
+		rc = -EBADMSG;
+		goto out;
+	}
+	s->torn = size - next;
+out:
+	munmap(b.p, BUFSZ);
+	return rc;
 }
 
 int64_t regf_clock(void)
@@ -924,7 +1031,7 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 {
 	struct registry *r;
 	struct stat st;
-	struct scan s;
+	struct load s;
 	uint64_t size, new_size;
 	void *base;
 	int rc;
@@ -966,8 +1073,13 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 			errf(err, errlen, "cannot lock %s: %s", path, strerror(-rc));
 		goto fail;
 	}
-	if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+	if (fstat(r->fd, &st) != 0) {
+		rc = -errno;
+		errf(err, errlen, "cannot stat %s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
 		errf(err, errlen, "%s: not a regular file", path);
 		goto fail;
 	}
@@ -989,13 +1101,11 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 		goto fail;
 	}
 	r->map = base;
-	rc = map_file(r, size, 0, MAP_POPULATE);
+	rc = map_file(r, size, 0, 0);
 	if (rc) {
 		errf(err, errlen, "cannot map %s: %s", path, strerror(-rc));
 		goto fail;
 	}
-	if (size)
-		madvise(base, size, MADV_SEQUENTIAL);
 
 	struct regf_hdr hdr;
 	memcpy(&hdr, r->map, size < sizeof hdr ? size : sizeof hdr);
@@ -1006,18 +1116,18 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 		goto fail;
 	r->salt = hdr.salt;
 
-	rc = scan(r, size, &s, err, errlen);
-	if (rc)
-		goto fail;
-	atomic_store(&r->tab[REGX_DEV], regx_new(s.n_dev));
-	atomic_store(&r->tab[REGX_SER], regx_new(s.n_ser));
-	atomic_store(&r->tab[REGX_CA], regx_new(s.n_ca));
-	if (!r->tab[REGX_DEV] || !r->tab[REGX_SER] || !r->tab[REGX_CA]) {
-		rc = -ENOMEM;
-		errf(err, errlen, "out of memory for the indexes of %s", path);
-		goto fail;
+	uint64_t hint[REGX_KINDS];
+	key_hint(r, size, hint);
+	for (int k = 0; k < REGX_KINDS; k++) {
+		struct regx_tab *t = regx_new(hint[k]);
+		if (!t) {
+			rc = -ENOMEM;
+			errf(err, errlen, "out of memory for the indexes of %s", path);
+			goto fail;
+		}
+		atomic_store(&r->tab[k], t);
 	}
-	rc = apply_all(r, &s, err, errlen);
+	rc = load(r, size, &s, err, errlen);
 	if (rc)
 		goto fail;
 
@@ -1170,9 +1280,14 @@ int reg_close(struct registry *r)
 		if (!rc && !(r->seq == r->open_seq &&
 			     (r->seq == 0 || r->last_type == REGF_CLOSE))) {
 			struct regf_rec *h = (struct regf_rec *)(void *)r->wbuf;
-			memset(h, 0, sizeof(*h));
+			struct regf_close *c = (void *)(h + 1);
+			memset(h, 0, sizeof(*h) + sizeof(*c));
 			h->type = REGF_CLOSE;
 			h->time = regf_clock();
+			h->body_len = sizeof(*c);
+			c->dev_keys = atomic_load(&r->tab[REGX_DEV])->used;
+			c->ser_keys = atomic_load(&r->tab[REGX_SER])->used;
+			c->ca_keys = atomic_load(&r->tab[REGX_CA])->used;
 			int64_t off = regf_append(r);
 			if (off < 0)
 				rc = (int)off;

@@ -1211,8 +1211,11 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 struct hreq {
 	char *body;
 	size_t len;
+	size_t dropped;         /* body bytes read past the bound */
 	bool too_big;
 };
+
+#define ADMIN_DROP_MAX  (16u << 20)
 
 static enum MHD_Result arg_each(void *cls, enum MHD_ValueKind kind, const char *key,
 				const char *value)
@@ -1303,6 +1306,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size) {
 		if (!h->too_big) {
 			if (h->len + *upload_size > ADMIN_BODY_MAX) {
+				/* Over the bound (a chunked body): libmicrohttpd
+				 * 0.9.75 cannot answer before the body ends, so
+				 * the rest is read and dropped, up to a limit. */
 				h->too_big = true;
 				free(h->body);
 				h->body = NULL;
@@ -1317,6 +1323,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				h->len += *upload_size;
 				h->body[h->len] = '\0';
 			}
+		}
+		if (h->too_big) {
+			h->dropped += *upload_size;
+			if (h->dropped > ADMIN_DROP_MAX)
+				return MHD_NO;  /* a stream without end: close */
 		}
 		*upload_size = 0;
 		return MHD_YES;

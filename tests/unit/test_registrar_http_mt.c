@@ -101,6 +101,54 @@ static long http(const char *method, const char *path, const char *token,
 	return status;
 }
 
+struct stream {
+	size_t left;
+};
+
+static size_t on_read(char *p, size_t sz, size_t n, void *ctx)
+{
+	struct stream *st = ctx;
+	size_t k = sz * n < st->left ? sz * n : st->left;
+
+	memset(p, ' ', k);
+	st->left -= k;
+	return k;
+}
+
+/* POST `total` bytes chunked, as a client that never stops would: the
+ * daemon must cut it (no answer) rather than read forever. Returns the
+ * HTTP status, 0 when the connection was closed without one. */
+static long http_stream(const char *path, size_t total)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct stream st = { total };
+	struct buf b = { 0 };
+	char url[512], auth[128];
+	long status = 0;
+
+	CHECK(c);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", TOKEN);
+	h = curl_slist_append(h, auth);
+	h = curl_slist_append(h, "Transfer-Encoding: chunked");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, &st);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	free(b.p);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
+}
+
 static long http_json(const char *method, const char *path, json_t *body, json_t **out)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
@@ -271,6 +319,8 @@ int main(void)
 		json_decref(o);
 		free(big);
 	}
+	/* A body without end is cut, not read forever. */
+	CHECK_RC(http_stream("/api/v1/certificates", 64u << 20), 0);
 	/* The daemon still serves after the refusals. */
 	CHECK_RC(http("GET", "/healthz", NULL, NULL, 0, false, &o), 200);
 	json_decref(o);

@@ -652,6 +652,81 @@ static int issuer_each(void *ctx, const struct reg_ca *ca)
 	return 1;
 }
 
+#define CHAIN_MAX 4     /* the leaf and up to 3 intermediates */
+
+struct chain {
+	uint8_t *der[CHAIN_MAX];
+	size_t len[CHAIN_MAX];
+	int n;
+	bool nomem;
+};
+
+static int chain_each(const uint8_t *der, size_t len, void *arg)
+{
+	struct chain *ch = arg;
+
+	if (ch->n == CHAIN_MAX)
+		return 1;
+	ch->der[ch->n] = malloc(len ? len : 1);
+	if (!ch->der[ch->n]) {
+		ch->nomem = true;
+		return 1;
+	}
+	memcpy(ch->der[ch->n], der, len);
+	ch->len[ch->n++] = len;
+	return 0;
+}
+
+/*
+ * The registered CA that anchors the leaf ci: it signed the leaf, or it
+ * signed one of the intermediates given after the leaf in the PEM, each of
+ * which signed the one before (what vouchctl pki device --chain writes).
+ * With `only`, that CA and no other. Sets f->found and f->id. 0 or -ENOMEM.
+ */
+static int find_anchor(struct admin *a, json_t *o, const struct tls_cert_info *ci,
+		       const uint8_t *only, struct issuer_find *f)
+{
+	json_t *pem = json_object_get(o, "certificate");
+	struct chain ch = { .n = 0 };
+	struct tls_cert_info *infos = NULL;
+	const struct tls_cert_info *child = ci;
+	struct reg_ca ca;
+	int rc = 0;
+
+	f->found = false;
+	tls_cert_pem_all(json_string_value(pem), json_string_length(pem), chain_each, &ch);
+	if (ch.nomem || !(infos = malloc(CHAIN_MAX * sizeof *infos))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int k = 0;; k++) {
+		f->ci = child;
+		if (only) {
+			if (reg_ca_get_mt(a->g->reg, only, &ca) == 0)
+				issuer_each(f, &ca);
+		} else {
+			reg_ca_foreach_mt(a->g->reg, issuer_each, f);
+		}
+		if (f->found || k + 1 >= ch.n)
+			break;
+		/* One more link: the next certificate must be a CA, named as
+		 * the child's issuer, whose key signed the child. */
+		struct tls_cert_info *up = &infos[k + 1];
+
+		if (tls_cert_parse(ch.der[k + 1], ch.len[k + 1], up) != 0 || !up->is_ca ||
+		    up->subject.len != child->issuer.len ||
+		    memcmp(up->subject.ptr, child->issuer.ptr, up->subject.len) != 0 ||
+		    tls_cert_check_sig(child, up) != 0)
+			break;
+		child = up;
+	}
+out:
+	free(infos);
+	for (int i = 0; i < ch.n; i++)
+		free(ch.der[i]);
+	return rc;
+}
+
 static int dev_register(struct admin *a, const struct admin_req *rq,
 			const struct reg_by *by, json_t **out)
 {
@@ -703,27 +778,23 @@ static int dev_register(struct admin *a, const struct admin_req *rq,
 			  "this is a CA certificate: register it under /api/v1/cas");
 		goto done;
 	}
-	f->ci = ci;
-	if (ca_hex) {
-		struct reg_ca ca;
-
-		if (parse_id(ca_hex, f->id) != 0 || reg_ca_get_mt(a->g->reg, f->id, &ca) != 0) {
-			st = fail(out, 400, "unknown_ca", "caCertificateId is not a registered CA");
-			goto done;
-		}
-		issuer_each(f, &ca);
-		if (!f->found) {
+	if (ca_hex && parse_id(ca_hex, f->id) != 0) {
+		st = fail(out, 400, "unknown_ca", "caCertificateId is not a registered CA");
+		goto done;
+	}
+	rc = find_anchor(a, o, ci, ca_hex ? f->id : NULL, f);
+	if (rc == -ENOMEM) {
+		st = oom(out);
+		goto done;
+	}
+	if (!f->found) {
+		if (ca_hex)
 			st = fail(out, 400, "unknown_ca",
-				  "the certificate is not signed by CA %s", ca_hex);
-			goto done;
-		}
-	} else {
-		reg_ca_foreach_mt(a->g->reg, issuer_each, f);
-		if (!f->found) {
+				  "the certificate does not chain to CA %s", ca_hex);
+		else
 			st = fail(out, 400, "unknown_ca",
-				  "the certificate's issuer is not a registered CA (or its signature does not verify)");
-			goto done;
-		}
+				  "the certificate's issuer is not a registered CA, nor signed by one through the intermediates given after it (or a signature does not verify)");
+		goto done;
 	}
 	if (reg_dev_get_mt(a->g->reg, ci->id, &d) == 0) {
 		st = fail(out, 409, "conflict", "this certificate is registered already");

@@ -879,6 +879,47 @@ static void test_admin(void)
 	CHECK(json_integer_value(json_object_get(o, "total")) == 0);
 	json_decref(o);
 
+	/* A device behind an intermediate CA: registered under the CA that
+	 * signed the intermediate, when the PEM carries the chain. */
+	{
+		static struct tcert inter, idev, idev2;
+		char *lp, *ip, *both, *q;
+
+		tcert_issue(&inter, TLS_PKI_INTERMEDIATE_CA, "Line CA", NULL, NULL, &ca, NULL);
+		tcert_issue(&idev, TLS_PKI_DEVICE, "SN0100", NULL, NULL, &inter, NULL);
+		tcert_issue(&idev2, TLS_PKI_DEVICE, "SN0101", NULL, NULL, &inter, NULL);
+		CHECK_RC(reg_dev_call(&idev, NULL, &o), 400);   /* leaf alone */
+		json_decref(o);
+		lp = tcert_pem(&idev);
+		ip = tcert_pem(&inter);
+		CHECK(asprintf(&both, "%s%s", lp, ip) > 0);
+		q = jq(both);
+		CHECK_RC(call(TOK, "POST /api/v1/certificates", &o, "{\"certificate\": %s}", q), 201);
+		CHECK(!strcmp(jstr(o, "caCertificateId"), hex));
+		CHECK(!strcmp(jstr(o, "commonName"), "SN0100"));
+		json_decref(o);
+		free(lp);
+		free(both);
+		free(q);
+		lp = tcert_pem(&idev2);
+		CHECK(asprintf(&both, "%s%s", lp, ip) > 0);
+		q = jq(both);
+		CHECK_RC(call(TOK, "POST /api/v1/certificates", &o,
+			      "{\"certificate\": %s, \"caCertificateId\": \"%s\"}", q, hex), 201);
+		json_decref(o);
+		CHECK_RC(call(TOK, "POST /api/v1/certificates", &o,
+			      "{\"certificate\": %s, \"caCertificateId\": \"%s\"}", q,
+			      "00000000000000000000000000000000000000000000000000000000000000aa"), 400);
+		json_decref(o);
+		free(lp);
+		free(ip);
+		free(both);
+		free(q);
+		tcert_free(&inter);
+		tcert_free(&idev);
+		tcert_free(&idev2);
+	}
+
 	/* CA lifecycle: deactivate, auto-registration, delete. */
 	seen_reset(&S);
 	snprintf(path, sizeof path, "DELETE /api/v1/cas/%s", hex);

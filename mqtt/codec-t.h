@@ -106,7 +106,7 @@ enum mqtt_err {
 	                               (SUBACK / v5 UNSUBACK without a code) */
 	MQTT_ERR_SUB_OPTIONS,       /* reserved subscription option bits, QoS 3,
 	                               Retain Handling 3 */
-	MQTT_ERR_PROPERTY,          /* unknown property, wrong place, duplicate */
+	MQTT_ERR_PROPERTY,          /* unknown property, or not allowed in the packet (malformed) */
 	MQTT_ERR_PROPERTY_VALUE,    /* property value out of range */
 	MQTT_ERR_REASON_CODE,       /* reason code the packet type does not allow */
 	MQTT_ERR_PROTOCOL,          /* other protocol error: DUP on QoS 0, No

@@ -38,9 +38,9 @@
  *   spec never calls a badly placed wildcard a Malformed Packet, and 0x8F is
  *   a valid DISCONNECT reason. Likewise a wildcard or empty topic name gets
  *   0x90 (Topic Name invalid).
- * - MQTT_ERR_PROPERTY covers an identifier not allowed in the packet (which
- *   2.2.2.2 calls malformed, 0x81) and a repeated property (a protocol
- *   error, 0x82); it maps to 0x82.
+ * - MQTT_ERR_PROPERTY is an identifier unknown or not allowed in the packet,
+ *   which 2.2.2.2 calls malformed (0x81); a repeated property is a protocol
+ *   error (MQTT_ERR_PROTOCOL, 0x82).
  * - MQTT_ERR_SUB_OPTIONS covers the reserved option bits (malformed,
  *   [MQTT-3.8.3-5]) and QoS 3 / Retain Handling 3 (which v5 calls protocol
  *   errors); it maps to 0x81.
@@ -76,8 +76,8 @@ static const struct {
 	[MQTT_ERR_NO_TOPICS] = { MQTT_RC_PROTOCOL_ERROR, "no topic filter" },
 	[MQTT_ERR_SUB_OPTIONS] = { MQTT_RC_MALFORMED,
 		"invalid subscription options" },
-	[MQTT_ERR_PROPERTY] = { MQTT_RC_PROTOCOL_ERROR,
-		"property not allowed or repeated" },
+	[MQTT_ERR_PROPERTY] = { MQTT_RC_MALFORMED,
+		"property not allowed in this packet" },
 	[MQTT_ERR_PROPERTY_VALUE] = { MQTT_RC_PROTOCOL_ERROR,
 		"property value out of range" },
 	[MQTT_ERR_REASON_CODE] = { MQTT_RC_PROTOCOL_ERROR,
@@ -602,7 +602,7 @@ static int props_decode(struct cur *c, struct mqtt_props *pr,
 
 		if ((pr->present & bit) && id != MQTT_PROP_USER_PROPERTY &&
 		    id != MQTT_PROP_SUBSCRIPTION_ID)
-			return ERR(MQTT_ERR_PROPERTY);   /* repeated */
+			return ERR(MQTT_ERR_PROTOCOL);   /* repeated: a protocol error */
 		pr->present |= bit;
 
 		switch (id) {
@@ -680,7 +680,7 @@ static int props_decode(struct cur *c, struct mqtt_props *pr,
 			if (sid == 0)                    /* 3.3.2.3.8 */
 				return ERR(MQTT_ERR_PROPERTY_VALUE);
 			if (pr->n_sub_ids >= max_sub_ids)
-				return ERR(MQTT_ERR_PROPERTY);
+				return ERR(MQTT_ERR_PROTOCOL); /* repeated */
 			pr->sub_ids[pr->n_sub_ids++] = sid;
 			break;
 		}
@@ -717,7 +717,7 @@ static int props_decode(struct cur *c, struct mqtt_props *pr,
 	 * (3.1.2.11.10, 3.2.2.3.18, 3.15.2.2.3). */
 	if (MQTT_HAS(pr, MQTT_PROP_AUTH_DATA) &&
 	    !MQTT_HAS(pr, MQTT_PROP_AUTH_METHOD))
-		return ERR(MQTT_ERR_PROPERTY);
+		return ERR(MQTT_ERR_PROTOCOL);
 	return 0;
 }
 
@@ -936,9 +936,12 @@ static int dec_publish(struct cur *c, uint8_t flags, bool v5,
 				    MQTT_MAX_SUB_IDS)))
 		return e;
 	if (pb->topic.len == 0) {
-		/* 3.3.2.1: empty only with a Topic Alias (v5) */
-		if (!MQTT_HAS(&pb->props, MQTT_PROP_TOPIC_ALIAS))
+		/* 3.3.2.1: empty only with a Topic Alias (v5); without one it is
+		 * a protocol error (v3.1.1 [MQTT-4.7.3-1]: malformed name) */
+		if (!v5)
 			return ERR(MQTT_ERR_TOPIC_NAME);
+		if (!MQTT_HAS(&pb->props, MQTT_PROP_TOPIC_ALIAS))
+			return ERR(MQTT_ERR_PROTOCOL);
 	} else if (!mqtt_topic_name_valid(pb->topic.p, pb->topic.len)) {
 		return ERR(MQTT_ERR_TOPIC_NAME);        /* [MQTT-3.3.2-2] */
 	}

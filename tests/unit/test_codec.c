@@ -682,7 +682,7 @@ static void test_malformed(void)
 	bb_free(b);
 	pr = from_hex("11 00 00 00 01 11 00 00 00 02");
 	b = connect_body("MQTT", 5, 2, pr, "c", NULL);
-	expect_err_body("repeated session expiry", 0x10, b, 0, MQTT_ERR_PROPERTY);
+	expect_err_body("repeated session expiry", 0x10, b, 0, MQTT_ERR_PROTOCOL);
 	bb_free(b);
 	bb_free(pr);
 	pr = from_hex("7f 00");
@@ -754,7 +754,7 @@ static void test_malformed(void)
 	expect_err_body("topic empty v3", 0x30, b, MQTT_V311, MQTT_ERR_TOPIC_NAME);
 	bb_free(b);
 	b = bb_new(); str(b, ""); u8(b, 0);
-	expect_err_body("topic empty v5 no alias", 0x30, b, MQTT_V5, MQTT_ERR_TOPIC_NAME);
+	expect_err_body("topic empty v5 no alias", 0x30, b, MQTT_V5, MQTT_ERR_PROTOCOL);
 	bb_free(b);
 	b = bb_new(); str(b, "a\xff"); raw(b, "x", 1);
 	expect_err_body("topic bad utf8", 0x30, b, MQTT_V311, MQTT_ERR_UTF8);
@@ -789,9 +789,9 @@ static void test_malformed(void)
 	PUB5("sub id 5 bytes", "0b 81 81 81 81 01", MQTT_ERR_REMAINING_LENGTH);
 	PUB5("payload format 2", "01 02", MQTT_ERR_PROPERTY_VALUE);
 	PUB5("session expiry in publish", "11 00 00 00 01", MQTT_ERR_PROPERTY);
-	PUB5("repeated topic alias", "23 00 01 23 00 02", MQTT_ERR_PROPERTY);
-	PUB5("repeated message expiry", "02 00 00 00 01 02 00 00 00 01", MQTT_ERR_PROPERTY);
-	PUB5("repeated content type", "03 00 01 61 03 00 01 62", MQTT_ERR_PROPERTY);
+	PUB5("repeated topic alias", "23 00 01 23 00 02", MQTT_ERR_PROTOCOL);
+	PUB5("repeated message expiry", "02 00 00 00 01 02 00 00 00 01", MQTT_ERR_PROTOCOL);
+	PUB5("repeated content type", "03 00 01 61 03 00 01 62", MQTT_ERR_PROTOCOL);
 	PUB5("response topic wildcard", "08 00 03 61 2f 23", MQTT_ERR_TOPIC_NAME);
 	PUB5("response topic empty", "08 00 00", MQTT_ERR_TOPIC_NAME);
 	PUB5("content type bad utf8", "03 00 02 c3 28", MQTT_ERR_UTF8);
@@ -812,7 +812,7 @@ static void test_malformed(void)
 		u8(pp, 0x0b);
 		u8(pp, 1);
 		bd = bb_new(); str(bd, "t"); props(bd, pp);
-		expect_err_body("33 sub ids", 0x30, bd, MQTT_V5, MQTT_ERR_PROPERTY);
+		expect_err_body("33 sub ids", 0x30, bd, MQTT_V5, MQTT_ERR_PROTOCOL);
 		bb_free(bd);
 		bb_free(pp);
 	}
@@ -875,7 +875,7 @@ static void test_malformed(void)
 	SUBF("v5 no local shared", MQTT_V5, "$share/g/a", 0x04, MQTT_ERR_PROTOCOL);
 #undef SUBF
 	expect_err_hex("v5 subscribe two sub ids", "82 0b 00 01 04 0b 01 0b 02 00 01 61 00",
-		       MQTT_V5, MQTT_ERR_PROPERTY);
+		       MQTT_V5, MQTT_ERR_PROTOCOL);
 	expect_err_hex("v5 subscribe sub id 0", "82 09 00 01 02 0b 00 00 01 61 00",
 		       MQTT_V5, MQTT_ERR_PROPERTY_VALUE);
 	expect_err_hex("v5 subscribe reason string", "82 0b 00 01 04 1f 00 01 61 00 01 61 00",
@@ -919,7 +919,7 @@ static void test_malformed(void)
 	expect_err_hex("v5 connack retain available 2", "20 05 00 00 02 25 02", MQTT_V5,
 		       MQTT_ERR_PROPERTY_VALUE);
 	expect_err_hex("v5 connack auth data alone", "20 07 00 00 04 16 00 01 61", MQTT_V5,
-		       MQTT_ERR_PROPERTY);
+		       MQTT_ERR_PROTOCOL);
 
 	/* DISCONNECT / AUTH */
 	expect_err_hex("v5 disconnect 0x05", "e0 01 05", MQTT_V5, MQTT_ERR_REASON_CODE);
@@ -931,7 +931,7 @@ static void test_malformed(void)
 	expect_err_hex("v5 disconnect trailing", "e0 03 00 00 00", MQTT_V5, MQTT_ERR_TRAILING);
 	expect_err_hex("v5 auth 0x80", "f0 01 80", MQTT_V5, MQTT_ERR_REASON_CODE);
 	expect_err_hex("v5 auth data no method", "f0 06 18 04 16 00 01 61", MQTT_V5,
-		       MQTT_ERR_PROPERTY);
+		       MQTT_ERR_PROTOCOL);
 	expect_err_hex("v5 auth session expiry", "f0 07 18 05 11 00 00 00 01", MQTT_V5,
 		       MQTT_ERR_PROPERTY);
 }
@@ -1086,7 +1086,7 @@ static void test_every_property(void)
 
 			put_prop(pr, id, kind, 1);
 			want = !allowed ? MQTT_ERR_PROPERTY :
-			       id == MQTT_PROP_AUTH_DATA ? MQTT_ERR_PROPERTY :
+			       id == MQTT_PROP_AUTH_DATA ? MQTT_ERR_PROTOCOL :
 			       MQTT_ERR_NONE;
 			try_props("single", t, id, pr, want);
 			if (allowed && id == MQTT_PROP_AUTH_DATA) {
@@ -1100,7 +1100,7 @@ static void test_every_property(void)
 				want = id == MQTT_PROP_USER_PROPERTY ||
 				       (id == MQTT_PROP_SUBSCRIPTION_ID &&
 					t == MQTT_PUBLISH) ? MQTT_ERR_NONE :
-				       MQTT_ERR_PROPERTY;
+				       MQTT_ERR_PROTOCOL;
 				try_props("twice", t, id, pr, want);
 			}
 			/* Range: 0 and 2 for the bytes, 0 where 0 is not allowed. */
@@ -1750,7 +1750,7 @@ static void test_err_table(void)
 		[MQTT_ERR_PACKET_ID] = 0x82,
 		[MQTT_ERR_NO_TOPICS] = 0x82,
 		[MQTT_ERR_SUB_OPTIONS] = 0x81,
-		[MQTT_ERR_PROPERTY] = 0x82,
+		[MQTT_ERR_PROPERTY] = 0x81,
 		[MQTT_ERR_PROPERTY_VALUE] = 0x82,
 		[MQTT_ERR_REASON_CODE] = 0x82,
 		[MQTT_ERR_PROTOCOL] = 0x82,

@@ -38,7 +38,7 @@ if [ ! -x "$VOUCH_BUILD/vouchd" ]; then
 fi
 
 # Longest first, so that the parallel slots stay busy.
-ORDER="test_xs_will.py test_xs_session.py test_xs_stress.py test_xs_hostile.py test_xs_v5.py
+ORDER="test_admin_api.py test_xs_will.py test_xs_session.py test_xs_stress.py test_xs_hostile.py test_xs_v5.py
 test_xs_pubsub.py test_xs_retain.py test_xs_connect.py test_xs_shared.py
 test_xs_sys.py test_xs_limits.py test_flags.py"
 all_files() {

@@ -26,16 +26,16 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
 ok=""
 for _ in $(seq 50); do
-	if "$CTL" --url "http://$ADMIN" ca list >/dev/null 2>&1; then ok=1; break; fi
+	if VOUCH_URL="http://$ADMIN" "$CTL" ca list >/dev/null 2>&1; then ok=1; break; fi
 	kill -0 $pid 2>/dev/null || exit 1
 	sleep 0.1
 done
 [ -n "$ok" ] || { echo "vouch: the admin API did not come up" >&2; kill $pid; exit 1; }
-if ! "$CTL" --url "http://$ADMIN" ca get "$("$CTL" --json pki show "$D/demo/ca.crt" | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' | head -1)" >/dev/null 2>&1; then
-	code=$("$CTL" --json --url "http://$ADMIN" ca code | sed -n 's/.*"registrationCode": *"\([0-9a-f]*\)".*/\1/p')
+if ! VOUCH_URL="http://$ADMIN" "$CTL" ca get "$("$CTL" --json pki show "$D/demo/ca.crt" | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' | head -1)" >/dev/null 2>&1; then
+	code=$(VOUCH_URL="http://$ADMIN" "$CTL" --json ca code | sed -n 's/.*"registrationCode": *"\([0-9a-f]*\)".*/\1/p')
 	"$CTL" pki verification --ca-cert "$D/demo/ca.crt" --ca-key "$D/demo/ca.key" --code "$code" \
 		--out "$D/demo" --name verification --force >/dev/null
-	"$CTL" --url "http://$ADMIN" ca register --ca-cert "$D/demo/ca.crt" \
+	VOUCH_URL="http://$ADMIN" "$CTL" ca register --ca-cert "$D/demo/ca.crt" \
 		--verification-cert "$D/demo/verification.crt" --auto on >/dev/null
 	echo "vouch: registered the demo CA with automatic registration on"
 fi
@@ -50,7 +50,7 @@ admin API on http://$ADMIN. Connect a device with its certificate:
       --cert $D/demo/device1.crt --key $D/demo/device1.key -t demo/hello -m hi
 
 New devices: $CTL pki device --ca-cert $D/demo/ca.crt --ca-key $D/demo/ca.key --out DIR --name NAME
-List certificates: $CTL --url http://$ADMIN cert list
+List certificates: VOUCH_URL=http://$ADMIN $CTL cert list
 Ctrl-C stops the broker.
 MSG
 wait $pid

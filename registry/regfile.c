@@ -9,6 +9,12 @@
  * space, so the mapping never moves as the file grows and a pointer into a
  * record stays valid until reg_close(). The writer writes with pwrite (a
  * full disk is an error code, never a SIGBUS) and syncs with fdatasync.
+ * Opening reads the log once, with pread (see load()), and builds the
+ * indexes as it goes.
+ *
+ * Nothing is reclaimed: deleted and superseded records stay, as the
+ * history. A status change costs about 100 bytes, a registration about
+ * 250 bytes plus its DER.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -700,6 +706,7 @@ static void key_hint(const struct registry *r, uint64_t size,
 
 struct rbuf {
 	uint8_t *p;
+	uint64_t cap;           /* BUFSZ, or less for a smaller file */
 	uint64_t base, len;     /* holds the file's bytes [base, base + len) */
 };
 
@@ -708,7 +715,7 @@ static int rbuf_fill(const struct registry *r, struct rbuf *b, uint64_t from,
 		     uint64_t size)
 {
 	uint64_t keep = b->base + b->len > from ? b->base + b->len - from : 0;
-	uint64_t want = size - from < BUFSZ ? size - from : BUFSZ;
+	uint64_t want = size - from < b->cap ? size - from : b->cap;
 
 	if (keep)
 		memmove(b->p, b->p + (from - b->base), keep);
@@ -747,16 +754,17 @@ static int load(struct registry *r, uint64_t size, struct load *s, char *err,
 	const char *why = NULL;         /* the bytes at next are not a record */
 	int hard = 0;                   /* the record at next is intact but wrong */
 	bool refill = false;
-	struct rbuf b = { NULL, 0, 0 };
+	struct rbuf b = { NULL, size < BUFSZ ? round_up(size, 4096) : BUFSZ, 0, 0 };
 	int rc = 0;
 
 	memset(s, 0, sizeof(*s));
-	b.p = mmap(NULL, BUFSZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	b.p = mmap(NULL, b.cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b.p == MAP_FAILED) {
 		errf(err, errlen, "out of memory reading %s", r->path);
 		return -ENOMEM;
 	}
-	madvise(b.p, BUFSZ, MADV_HUGEPAGE);
+	if (b.cap == BUFSZ)
+		madvise(b.p, b.cap, MADV_HUGEPAGE);
 	for (;;) {
 		while (!why && !hard && !refill && tail - head < AHEAD && next < size) {
 			uint64_t avail = b.base + b.len - next;
@@ -859,7 +867,7 @@ static int load(struct registry *r, uint64_t size, struct load *s, char *err,
 	}
 	s->torn = size - next;
 out:
-	munmap(b.p, BUFSZ);
+	munmap(b.p, b.cap);
 	return rc;
 }
 

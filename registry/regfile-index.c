@@ -64,19 +64,13 @@ static uint64_t tab_bytes(uint64_t cap)
 /* Tables are mapped, not malloc'd: zeroed for free, and a big one is backed
  * by transparent huge pages (2 MiB aligned), which spares a TLB miss on
  * nearly every probe of a table of millions of slots. */
-struct regx_tab *regx_new(uint64_t n)
+static struct regx_tab *tab_alloc(uint64_t cap)
 {
-	/* load <= 2/3 with n keys, and at least 1024 slots */
-	uint64_t cap = 1024;
-	while (cap < n + n / 2 + 1) {
-		if (cap > (UINT64_C(1) << 36))
-			return NULL;
-		cap <<= 1;
-	}
 	uint64_t len = tab_bytes(cap);
 	uint64_t extra = len >= 2 * HUGE ? HUGE : 0;
 	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
 	if (p == MAP_FAILED)
 		return NULL;
 	if (extra) {
@@ -91,6 +85,18 @@ struct regx_tab *regx_new(uint64_t n)
 	struct regx_tab *t = (struct regx_tab *)(void *)p;
 	t->mask = cap - 1;
 	return t;
+}
+
+struct regx_tab *regx_new(uint64_t n)
+{
+	/* load <= 2/3 with n keys, and at least 1024 slots */
+	uint64_t cap = 1024;
+	while (cap < n + n / 2 + 1) {
+		if (cap > (UINT64_C(1) << 36))
+			return NULL;
+		cap <<= 1;
+	}
+	return tab_alloc(cap);
 }
 
 void regx_free(struct regx_tab *t)
@@ -158,7 +164,7 @@ static void put(struct regx_tab *t, uint64_t h, uint64_t off)
 static int grow(struct registry *r, enum regx_kind k)
 {
 	struct regx_tab *t = atomic_load_explicit(&r->tab[k], memory_order_relaxed);
-	struct regx_tab *n = regx_new((t->mask + 1) * 2 * 2 / 3);
+	struct regx_tab *n = tab_alloc((t->mask + 1) * 2);
 
 	if (!n)
 		return -ENOMEM;

@@ -57,6 +57,7 @@ class SessionTest(VouchTest):
 		c, _ = self._connect(cid, v, False)
 		c.subscribe(t + "/#", qos=2)
 		c.disconnect()
+		time.sleep(0.3)	# the DISCONNECT lands before the publishes
 		pub = self.raw("pub", v + 1)
 		for q in (0, 1, 2, 0, 2, 1):
 			pub.publish(t + "/%d" % q, b"offline-q%d" % q, qos=q)
@@ -85,6 +86,7 @@ class SessionTest(VouchTest):
 		c, _ = self._connect(cid, 5, False)
 		c.subscribe(t, qos=1)
 		c.disconnect()
+		time.sleep(0.3)	# the DISCONNECT lands before the publishes
 		pub = self.raw("pub", 0)
 		pub.publish(t, b"two", qos=2)
 		c, p = self._connect(cid, 5, False)
@@ -257,6 +259,7 @@ class SessionTest(VouchTest):
 		c, _ = self._connect(cid, 5, False)
 		c.subscribe(t, qos=1)
 		c.disconnect()
+		time.sleep(0.3)	# the DISCONNECT lands before the publishes
 		pub = self.raw("pub", 0)
 		pub.publish(t, b"queued", qos=1)
 		c, p = self._connect(cid, 5, True)
@@ -295,6 +298,7 @@ class MaxQueuedTest(VouchTest):
 			  props=P60 if v == 5 else None)
 		c.subscribe(t, qos=1)
 		c.disconnect()
+		time.sleep(0.3)	# the DISCONNECT lands before the publishes
 		pub = self.raw("pub", v + 1)
 		pub.publish_many([(t, b"%d" % i) for i in range(25)], qos=1)
 		# QoS 0 is not queued and does not take a slot either

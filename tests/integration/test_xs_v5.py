@@ -222,6 +222,7 @@ class V5Test(VouchTest):
 		c.connect(cid, clean=False, props={P_SESSION_EXPIRY: 60})
 		c.subscribe(t, qos=1)
 		c.disconnect()
+		time.sleep(0.3)	# the DISCONNECT lands before the publishes
 		pub = self.raw("pub", 0)
 		pub.publish(t, b"short", qos=1, props={P_MESSAGE_EXPIRY: 1})
 		pub.publish(t, b"long", qos=1, props={P_MESSAGE_EXPIRY: 30})

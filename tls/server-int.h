@@ -5,7 +5,8 @@
  *
  * Locking (every lock is held for a few hundred nanoseconds at most, never
  * across a wolfSSL handshake step or a system call that can block):
- *   ctx_lock   the current WOLFSSL_CTX pointer (taken to add a reference)
+ *   ctx_lock   rwlock: the current WOLFSSL_CTX (read side held during
+ *              wolfSSL_new, write side to swap it)
  *   wr_lock    writers of CTX and trust anchors (add_ca, set_cas, reload)
  *   ca_lock    the anchor list read by shards to find a leaf's issuer
  *   tk_lock    ticket keys
@@ -65,7 +66,7 @@ struct tls_server {
 	char key_file[4096];
 	bool require_cert;
 
-	pthread_mutex_t ctx_lock;
+	pthread_rwlock_t ctx_lock;
 	WOLFSSL_CTX *ctx;                  /* for new handshakes (ctx_lock) */
 
 	pthread_mutex_t wr_lock;

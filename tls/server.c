@@ -360,6 +360,16 @@ static int attach_resumed(struct tls_conn *tc, const uint8_t *id)
 	struct tls_idrec *rec = idrec_get(tc->srv, id, &iss);
 	if (!rec)
 		return -ENOENT;
+	/* A session outlives nothing: a certificate that expired since makes
+	 * the client do a full handshake (and fail it, with the alert). */
+	struct tls_cert_info ci;
+	int64_t now = wall_s();
+	if (tls_cert_parse(rec->der, rec->len, &ci) != 0 || now > ci.not_after ||
+	    now < ci.not_before) {
+		tls_idrec_unref(rec);
+		tls_idrec_unref(iss);
+		return -ENOENT;
+	}
 	conn_set_identity(tc, rec, iss, false);
 	return 0;
 }
@@ -958,27 +968,31 @@ fail:
 	return NULL;
 }
 
-/* Swap in a new CTX for new handshakes; the old one goes with its last
- * connection. */
+/*
+ * Swap in a new CTX for new handshakes; the old one goes with its last
+ * connection (wolfSSL counts a reference per WOLFSSL).
+ *
+ * wolfSSL_CTX_free() must not run on one CTX from two threads at once: in
+ * this build it first frees ctx->srp without a lock, whatever the count.
+ * So nobody but the swapper (and tls_server_free) calls it: a new WOLFSSL
+ * is made under the read side of ctx_lock instead of with a reference of
+ * our own, and wolfSSL_free() drops a connection's reference without that
+ * step.
+ */
 static void ctx_swap(struct tls_server *srv, WOLFSSL_CTX *ctx)
 {
-	pthread_mutex_lock(&srv->ctx_lock);
+	pthread_rwlock_wrlock(&srv->ctx_lock);
 	WOLFSSL_CTX *old = srv->ctx;
 	srv->ctx = ctx;
-	pthread_mutex_unlock(&srv->ctx_lock);
+	pthread_rwlock_unlock(&srv->ctx_lock);
 	wolfSSL_CTX_free(old);
 }
 
 WOLFSSL *tls_server_new_ssl(struct tls_server *srv)
 {
-	pthread_mutex_lock(&srv->ctx_lock);
-	WOLFSSL_CTX *ctx = srv->ctx;
-	int up = wolfSSL_CTX_up_ref(ctx);
-	pthread_mutex_unlock(&srv->ctx_lock);
-	if (up != WOLFSSL_SUCCESS)
-		return NULL;
-	WOLFSSL *ssl = wolfSSL_new(ctx); /* takes its own reference */
-	wolfSSL_CTX_free(ctx);
+	pthread_rwlock_rdlock(&srv->ctx_lock);
+	WOLFSSL *ssl = wolfSSL_new(srv->ctx); /* takes its own reference */
+	pthread_rwlock_unlock(&srv->ctx_lock);
 	return ssl;
 }
 
@@ -1007,7 +1021,12 @@ int tls_server_new(struct tls_server **out, const char *cert_file,
 	strcpy(srv->cert_file, cert_file);
 	strcpy(srv->key_file, key_file);
 	srv->require_cert = require_cert;
-	pthread_mutex_init(&srv->ctx_lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* a swap waits for no stream of new connections */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&srv->ctx_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&srv->wr_lock, NULL);
 	pthread_mutex_init(&srv->ca_lock, NULL);
 	pthread_mutex_init(&srv->tk_lock, NULL);
@@ -1057,7 +1076,7 @@ void tls_server_free(struct tls_server *srv)
 	free(srv->ss_tab);
 	memset(&srv->tk_cur, 0, sizeof srv->tk_cur);
 	memset(&srv->tk_prev, 0, sizeof srv->tk_prev);
-	pthread_mutex_destroy(&srv->ctx_lock);
+	pthread_rwlock_destroy(&srv->ctx_lock);
 	pthread_mutex_destroy(&srv->wr_lock);
 	pthread_mutex_destroy(&srv->ca_lock);
 	pthread_mutex_destroy(&srv->tk_lock);
@@ -1092,26 +1111,27 @@ int tls_server_add_ca_mt(struct tls_server *srv, const uint8_t *der, size_t len)
 			return 0;
 		}
 	if (srv->n_cas == srv->cap_cas) {
+		/* shards read the list under ca_lock: swap in a copy */
 		size_t nc = srv->cap_cas ? srv->cap_cas * 2 : 16;
-		struct tls_idrec **n = realloc(srv->cas, nc * sizeof *n);
+		struct tls_idrec **n = malloc(nc * sizeof *n);
 		if (!n) {
 			pthread_mutex_unlock(&srv->wr_lock);
 			tls_idrec_unref(a);
 			return -ENOMEM;
 		}
+		if (srv->n_cas)
+			memcpy(n, srv->cas, srv->n_cas * sizeof *n);
 		pthread_mutex_lock(&srv->ca_lock);
+		struct tls_idrec **old = srv->cas;
 		srv->cas = n;
 		srv->cap_cas = nc;
 		pthread_mutex_unlock(&srv->ca_lock);
+		free(old);
 	}
-	/* The live CTX's certificate manager locks its own table. */
-	pthread_mutex_lock(&srv->ctx_lock);
-	WOLFSSL_CTX *ctx = srv->ctx;
-	wolfSSL_CTX_up_ref(ctx);
-	pthread_mutex_unlock(&srv->ctx_lock);
-	int w = wolfSSL_CertManagerLoadCABuffer(wolfSSL_CTX_GetCertManager(ctx),
+	/* The live CTX's certificate manager locks its own table; wr_lock
+	 * keeps the CTX from being swapped meanwhile. */
+	int w = wolfSSL_CertManagerLoadCABuffer(wolfSSL_CTX_GetCertManager(srv->ctx),
 						der, (long)len, WOLFSSL_FILETYPE_ASN1);
-	wolfSSL_CTX_free(ctx);
 	if (w != WOLFSSL_SUCCESS) {
 		pthread_mutex_unlock(&srv->wr_lock);
 		tls_idrec_unref(a);
@@ -1193,6 +1213,13 @@ int tls_server_reload(struct tls_server *srv, char *err, size_t errlen)
 		ctx_swap(srv, ctx);
 	pthread_mutex_unlock(&srv->wr_lock);
 	return ctx ? 0 : rc;
+}
+
+void tls_thread_exit(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free(); /* this thread's cache of ECC points */
+#endif
 }
 
 void tls_server_set_known_mt(struct tls_server *srv, tls_known_fn known, void *ctx)

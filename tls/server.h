@@ -99,6 +99,13 @@ void tls_server_rotate_ticket_key_mt(struct tls_server *srv);
 /* tls_server_stats_mt - counters snapshot. Any thread. */
 void tls_server_stats_mt(struct tls_server *srv, struct tls_stats *out);
 
+/*
+ * tls_thread_exit - release what wolfCrypt keeps per thread (its ECC point
+ * cache). Call at the end of every thread that ran handshakes (a shard's
+ * on_stop), or LeakSanitizer reports it.
+ */
+void tls_thread_exit(void);
+
 /* A short name for a failure reason, for logs ("unknown_ca", ...). */
 const char *tls_fail_name(enum tls_fail f);
 

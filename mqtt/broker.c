@@ -862,6 +862,7 @@ static void on_stop(struct shard *sh)
 	free(bs->fp);
 	free(bs);
 	sh->upper = NULL;
+	tls_thread_exit(); /* wolfCrypt's per-thread caches */
 }
 
 static void on_shutdown(struct shard *sh, int phase)

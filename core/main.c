@@ -83,6 +83,8 @@ int main(int argc, char **argv)
 		/* every registered CA is a trust anchor; an INACTIVE one is
 		 * refused by the connect decision, not by the handshake */
 		reg_ca_foreach_mt(app.reg, add_ca, app.tls);
+		/* a returning device's CA signature is not checked again */
+		tls_server_set_known_mt(app.tls, identity_known_mt, NULL);
 	}
 
 	static struct broker_rt rt;

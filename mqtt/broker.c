@@ -821,6 +821,7 @@ static void on_start(struct shard *sh)
 	if (!bs->local || !bs->summary || !bs->retained || !bs->fp || fp_init(bs->fp, 1024) != 0)
 		abort();
 	sh->upper = bs;
+	identity_shard_start(bs);
 	if (sh->id == 0) {
 		sys_tick(bs);
 		shard_timer(sh, sh->now_ms + (uint64_t)sh->cfg->sys_interval * 1000u, BT_SYS, 0, 0);

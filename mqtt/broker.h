@@ -86,6 +86,12 @@ void sys_tick(struct bshard *bs);
  * (mc->id_refusal says why) or ID_PENDING (asked the registrar; the
  * CONNECT is read again when it answers). */
 int identity_decide(struct bshard *bs, struct mconn *mc);
+/* Shard start: the TLS known-certificate hook uses this shard's cache. */
+void identity_shard_start(struct bshard *bs);
+/* TLS hook (tls_server_set_known_mt): true when the leaf is ACTIVE in the
+ * calling shard's fingerprint cache, so its CA signature, verified when it
+ * was first seen, is not verified again. Shard threads. */
+bool identity_known_mt(void *ctx, const uint8_t cert_id[32]);
 /* Registrar messages: signup answers, status notices, $SYS events. */
 void identity_on_xmsg(struct bshard *bs, const struct xmsg *m);
 

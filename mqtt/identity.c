@@ -24,6 +24,24 @@
 #include "tls/cert.h"
 #include "tls/server.h"
 
+/* The fingerprint cache of the shard running on this thread, for the TLS
+ * hook below (called by wolfSSL inside a handshake on that shard). */
+static __thread struct fp_cache *t_fp;
+
+void identity_shard_start(struct bshard *bs)
+{
+	t_fp = bs->fp;
+}
+
+bool identity_known_mt(void *ctx, const uint8_t cert_id[32])
+{
+	(void)ctx;
+	if (!t_fp)
+		return false;
+	const struct fp_entry *e = fp_get(t_fp, cert_id);
+	return e && e->status == REG_ACTIVE;
+}
+
 static struct vouch_app *app_of(struct bshard *bs)
 {
 	return bs->sh->rt->app;

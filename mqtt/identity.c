@@ -154,6 +154,18 @@ int identity_decide(struct bshard *bs, struct mconn *mc)
 {
 	struct vouch_app *app = app_of(bs);
 	struct conn *c = mc->c;
+	if (mc->id_state == ID_ACCEPTED && mc->has_cert && app && app->reg) {
+		/* Accepted before (on the shard that accepted the connection,
+		 * or when the registrar answered), and the CONNECT is read
+		 * again, typically on the client ID's home shard after a
+		 * hand-over. A notice that disabled the certificate or its CA
+		 * may have reached both shards while the connection was on
+		 * neither (close_matching found it nowhere): check again. */
+		const struct fp_entry *e = lookup(bs, mc->cert_id);
+		if (!e)
+			return refuse(mc, MQTT_RC_NOT_AUTHORIZED);
+		return decide_known(bs, mc, e);
+	}
 	if (mc->id_state == ID_ACCEPTED || mc->id_state == ID_REFUSED || mc->id_state == ID_PENDING)
 		return mc->id_state;
 	const struct tls_identity *tid = tls_conn_identity(c);

@@ -171,10 +171,9 @@ int route_unsubscribe(struct bshard *bs, struct session *s, const char *filter, 
 
 /* ---- local delivery ---- */
 
-static struct agg *agg_slot(struct bshard *bs, struct session *s)
+/* A new delivery of the current match, or NULL when out of memory. */
+static struct agg *agg_push(struct bshard *bs, struct session *s)
 {
-	if (s->match_epoch == bs->epoch)
-		return &bs->agg[s->agg_index];
 	if (bs->n_agg == bs->cap_agg) {
 		uint32_t nc = bs->cap_agg ? bs->cap_agg * 2 : 64;
 		struct agg *nv = realloc(bs->agg, nc * sizeof *nv);
@@ -183,13 +182,24 @@ static struct agg *agg_slot(struct bshard *bs, struct session *s)
 		bs->agg = nv;
 		bs->cap_agg = nc;
 	}
-	s->match_epoch = bs->epoch;
-	s->agg_index = (int32_t)bs->n_agg;
 	struct agg *a = &bs->agg[bs->n_agg++];
 	a->s = s;
 	a->qos = 0;
 	a->retain = false;
 	a->n_sub_ids = 0;
+	return a;
+}
+
+/* The session's one delivery of the current match [MQTT-3.3.4-2]. */
+static struct agg *agg_slot(struct bshard *bs, struct session *s)
+{
+	if (s->match_epoch == bs->epoch)
+		return &bs->agg[s->agg_index];
+	struct agg *a = agg_push(bs, s);
+	if (a) {
+		s->match_epoch = bs->epoch;
+		s->agg_index = (int32_t)(bs->n_agg - 1);
+	}
 	return a;
 }
 
@@ -243,18 +253,11 @@ static void on_local_group(void *ctx, struct tt_group *g)
 	if (q > m->qos)
 		q = m->qos;
 	bool retain = (e->options & MQTT_SUBOPT_RETAIN_AS_PUB) && m->retain;
-	/* delivered after the match: the tree must not change inside it */
-	struct agg *a;
-	if (bs->n_agg == bs->cap_agg) {
-		uint32_t nc = bs->cap_agg ? bs->cap_agg * 2 : 64;
-		struct agg *nv = realloc(bs->agg, nc * sizeof *nv);
-		if (!nv)
-			return;
-		bs->agg = nv;
-		bs->cap_agg = nc;
-	}
-	a = &bs->agg[bs->n_agg++];
-	a->s = e->owner;
+	/* delivered after the match: the tree must not change inside it; a
+	 * shared delivery is never merged with the session's others */
+	struct agg *a = agg_push(bs, e->owner);
+	if (!a)
+		return;
 	a->qos = q;
 	a->retain = retain;
 	a->n_sub_ids = e->sub_id ? 1 : 0;

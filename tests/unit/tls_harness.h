@@ -133,6 +133,8 @@ static struct broker_rt rt;
 static uint32_t up_on_input(struct shard *sh, struct conn *c, const uint8_t *p, uint32_t n)
 {
 	struct upper *u = c->upper;
+	/* the transport's promise: nothing before the handshake is done */
+	MUST(!tls_conn_is_tls(c) || tls_conn_handshake_done(c));
 	if (u->detach_on_input && !u->detached) {
 		/* like a CONNECT for a client whose home is another shard:
 		 * not consumed, the connection is handed over */

@@ -48,6 +48,9 @@ struct tls_idrec {
 	bool in_table;                     /* id_lock */
 	struct tls_idrec *issuer;          /* a reference, or NULL (id_lock) */
 	uint8_t id[TLS_CERT_ID_LEN];
+	/* trust anchors only: where the subject and subjectKeyIdentifier
+	 * lie in der (to match a leaf's issuer without parsing) */
+	uint32_t subj_off, subj_len, skid_off, skid_len;
 	uint32_t len;
 	uint8_t der[];
 };

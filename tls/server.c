@@ -278,15 +278,12 @@ static struct tls_idrec *anchor_for(struct tls_server *srv,
 	pthread_mutex_lock(&srv->ca_lock);
 	for (size_t i = 0; i < srv->n_cas && !found; i++) {
 		struct tls_idrec *a = srv->cas[i];
-		struct tls_cert_info ci;
-		if (tls_cert_parse(a->der, a->len, &ci) != 0)
+		if (a->subj_len != leaf->issuer.len ||
+		    memcmp(a->der + a->subj_off, leaf->issuer.ptr, a->subj_len) != 0)
 			continue;
-		if (ci.subject.len != leaf->issuer.len ||
-		    memcmp(ci.subject.ptr, leaf->issuer.ptr, ci.subject.len) != 0)
-			continue;
-		if (leaf->akid.len && ci.skid.len &&
-		    (leaf->akid.len != ci.skid.len ||
-		     memcmp(leaf->akid.ptr, ci.skid.ptr, ci.skid.len) != 0))
+		if (leaf->akid.len && a->skid_len &&
+		    (leaf->akid.len != a->skid_len ||
+		     memcmp(leaf->akid.ptr, a->der + a->skid_off, a->skid_len) != 0))
 			continue;
 		found = a;
 		idrec_ref(a);
@@ -1093,8 +1090,17 @@ static int anchor_rec(const uint8_t *der, size_t len, struct tls_idrec **out)
 	struct tls_cert_info ci;
 	if (!der || len == 0 || tls_cert_parse(der, len, &ci) != 0 || !ci.is_ca)
 		return -EINVAL;
-	*out = idrec_alloc(ci.id, der, len);
-	return *out ? 0 : -ENOMEM;
+	struct tls_idrec *r = idrec_alloc(ci.id, der, len);
+	if (!r)
+		return -ENOMEM;
+	r->subj_off = (uint32_t)(ci.subject.ptr - der);
+	r->subj_len = (uint32_t)ci.subject.len;
+	if (ci.skid.len) {
+		r->skid_off = (uint32_t)(ci.skid.ptr - der);
+		r->skid_len = (uint32_t)ci.skid.len;
+	}
+	*out = r;
+	return 0;
 }
 
 int tls_server_add_ca_mt(struct tls_server *srv, const uint8_t *der, size_t len)

@@ -5,12 +5,13 @@
   mosquitto_sub, raw) receive it, with Python ssl, paho and mosquitto_pub
   as devices.
 - Refusals in the handshake (unknown CA, expired, not yet valid, a CA
-  certificate as client, no certificate) with the alert named, for TLS 1.2
+  certificate as client, a serverAuth-only certificate, no certificate) with the alert named, for TLS 1.2
   and 1.3, and nothing registered; refusals at CONNACK (INACTIVE,
   PENDING_ACTIVATION, REVOKED, CA INACTIVE, CA without automatic
   registration) with exact reason codes for MQTT 5.0 and 3.1.1.
 - Automatic registration writes the right record and publishes the
-  registered event once.
+  registered event once, also when eight first connections of one
+  certificate arrive together; RSA and EC devices and CAs.
 - Client-ID binding: the bound ID is assigned to an empty client ID, another
   ID is refused (0x85 / 0x02) unless --allow-clientid-mismatch; an unbound
   certificate's empty client ID becomes its CN.
@@ -20,9 +21,11 @@
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -49,8 +52,15 @@ class IdConnectTest(unittest.TestCase):
 		p.server("srvca")
 		p.ca("root", "Fleet Root CA")
 		cls.broker = IdBroker(p).start()
-		cls.api = cls.broker.api
-		cls.root_id = cls.api.register_ca(p, "root")["certificateId"]
+		try:
+			cls.api = cls.broker.api
+			cls.root_id = cls.api.register_ca(p, "root")[
+				"certificateId"]
+		except BaseException:
+			# tearDownClass does not run when setUpClass fails
+			cls.broker.stop()
+			p.cleanup()
+			raise
 		cls.n = cls.broker.shards
 
 	@classmethod
@@ -162,8 +172,8 @@ class IdConnectTest(unittest.TestCase):
 	# ------------------------------------------------------------ 2
 
 	def test_handshake_refusals(self):
-		"""Unknown CA, expired, not yet valid, CA as client, no
-		certificate: the handshake fails with the alert, for TLS 1.2
+		"""Unknown CA, expired, not yet valid, CA as client, a server
+		certificate as client, no certificate: the handshake fails with the alert, for TLS 1.2
 		and 1.3, for Python ssl, paho and mosquitto_pub; nothing is
 		registered."""
 		p = self.pki
@@ -175,6 +185,9 @@ class IdConnectTest(unittest.TestCase):
 			(self.dev("future", extra=["--not-before-days", "2"]),
 			 "certificate expired"),
 			("root", "bad certificate"),
+			# serverAuth only: not a client certificate
+			(p.server("root", "%s-srvlike" % self.tag),
+			 "bad certificate"),
 		]
 		for name, alert in cases:
 			for v in (TLS12, TLS13):
@@ -303,6 +316,55 @@ class IdConnectTest(unittest.TestCase):
 		self.assertEqual([c["certificateId"] for c in
 				  api.certs("ca=" + ca_id)], [p.cert_id(known)])
 
+	def test_tampered_copy_of_a_known_certificate(self):
+		"""A known ACTIVE device (cached on every shard) and a copy of
+		its certificate with one bit of the CA's signature flipped, with
+		the right key: the copy fails the handshake (the cache never
+		stands in for a signature it has not seen)."""
+		p, api = self.pki, self.api
+		name = self.dev("known")
+		for s in range(2 * self.n):
+			self.assertEqual(self.attempt(name, self.cid("k", s)).rc, 0)
+		der = bytearray(ssl.PEM_cert_to_DER_cert(p.pem(name)))
+		der[-1] ^= 1
+		forged = "%s-forged" % self.tag
+		with open(p.path(forged), "w") as f:
+			f.write(ssl.DER_cert_to_PEM_cert(bytes(der)))
+		shutil.copy(p.path(name, "key"), p.path(forged, "key"))
+		for v in (TLS12, TLS13):
+			for s in range(self.n):
+				o = self.attempt(forged, max_v=v)
+				self.assertEqual(o.kind, "alert", (v, o))
+				self.assertIn("bad certificate", o.err)
+		self.assertIsNone(api.cert(p.cert_id(forged)))
+		self.assertEqual(self.attempt(name).rc, 0)
+
+	def test_ca_deleted(self):
+		"""A deleted CA is no trust anchor any more: its known devices
+		fail the handshake (unknown ca); registered again, they are let
+		in again."""
+		p, api = self.pki, self.api
+		ca = p.ca("%s-gone" % self.tag, "Gone CA")
+		ca_id = api.register_ca(p, ca)["certificateId"]
+		name = p.device(ca, "%s-gd" % self.tag)
+		for s in range(self.n):
+			self.assertEqual(self.attempt(name, self.cid("g", s)).rc, 0)
+		st, j = api.call("DELETE", "/api/v1/cas/" + ca_id)
+		self.assertEqual((st, j.get("error")), (409, "conflict"))
+		self.assertEqual(api.ca_action(ca_id, "deactivate")[0], 200)
+		st, j = api.call("DELETE", "/api/v1/cas/" + ca_id)
+		self.assertEqual((st, j.get("deleted")), (200, True))
+		self.assertEqual(api.call("GET", "/api/v1/cas/" + ca_id)[0], 404)
+		for v in (TLS12, TLS13):
+			o = self.attempt(name, max_v=v)
+			self.assertEqual(o.kind, "alert", (v, o))
+			self.assertIn("unknown ca", o.err)
+		# the root's devices are not affected
+		self.assertEqual(self.attempt(self.dev("still")).rc, 0)
+		self.assertEqual(api.register_ca(p, ca)["certificateId"], ca_id)
+		for s in range(self.n):
+			self.assertEqual(self.attempt(name, self.cid("g2", s)).rc, 0)
+
 	# ------------------------------------------------------------ 3
 
 	def test_auto_registration_record_and_event(self):
@@ -364,6 +426,54 @@ class IdConnectTest(unittest.TestCase):
 		self.assertEqual(more, [])
 		self.assertEqual(len(api.ok("GET", "/api/v1/certificates/%s/"
 					    "history" % cid)["events"]), 1)
+
+	def test_rsa_and_concurrent_first_connections(self):
+		"""RSA and EC devices under RSA and EC CAs; eight simultaneous
+		first connections of one fresh certificate on every shard are
+		all accepted, with one record and one registered event."""
+		p, api = self.pki, self.api
+		rsa_ca = p.ca("%s-rsaca" % self.tag, "RSA Root", key="rsa")
+		rsa_id = api.register_ca(p, rsa_ca)["certificateId"]
+		devs = [(p.device(rsa_ca, "%s-rr" % self.tag,
+				  extra=["--key", "rsa"]), rsa_id),
+			(p.device(rsa_ca, "%s-re" % self.tag), rsa_id),
+			(self.dev("er", extra=["--key", "rsa"]), self.root_id)]
+		for name, ca_id in devs:
+			for v in (TLS12, TLS13):
+				o = self.attempt(name, "", 5, max_v=v)
+				self.assertEqual((o.kind, o.rc), ("connack", 0),
+						 (name, v, o))
+			self.assertEqual(api.cert(p.cert_id(name))[
+				"caCertificateId"], ca_id)
+		watcher = self.tls(self.dev("w2"), self.cid("w2", 0))
+		watcher.subscribe("$SYS/certificates/registered/#")
+		name = self.dev("same")
+		cid = p.cert_id(name)
+		ctx = tls_context(p, name)
+		res = [None] * 8
+		go = threading.Barrier(len(res))
+
+		def one(i):
+			go.wait(slow(10))
+			res[i] = tls_attempt(self.broker.tls_port, ctx,
+					     self.cid("same", i), 5 if i % 2 else 4)
+
+		ths = [threading.Thread(target=one, args=(i,))
+		       for i in range(len(res))]
+		for t in ths:
+			t.start()
+		for t in ths:
+			t.join(slow(20))
+		self.assertEqual([(o.kind, o.rc) for o in res],
+				 [("connack", 0)] * len(res), res)
+		self.assertEqual([c["certificateId"] for c in
+				  api.certs("cn=" + name)], [cid])
+		evs = [m for m in watcher.poll(slow(1)) if m.type == PUBLISH and
+		       json.loads(m.payload)["certificateId"] == cid]
+		self.assertEqual(len(evs), 1, evs)
+		h = api.ok("GET", "/api/v1/certificates/%s/history" % cid)
+		self.assertEqual([e["event"] for e in h["events"]],
+				 ["REGISTERED"])
 
 	# ------------------------------------------------------------ 7
 
@@ -501,6 +611,15 @@ class IdConnectTest(unittest.TestCase):
 		o = tls_attempt(self.broker.tls_port, tls_context(
 			p, names[1], chain=True), "", 5)
 		self.assertEqual(o.rc, RC5_NOT_AUTHORIZED, o)
+		# the root deleted: the intermediate (which wolfSSL may have
+		# cached) is no trust anchor any more either
+		st, _ = api.call("DELETE", "/api/v1/cas/" + root_id)
+		self.assertEqual(st, 200)
+		for nm, chain in ((names[1], True), (names[2], False)):
+			o = tls_attempt(self.broker.tls_port, tls_context(
+				p, nm, chain=chain), "", 5)
+			self.assertEqual(o.kind, "alert", (nm, o))
+			self.assertIn("unknown ca", o.err)
 
 
 if __name__ == "__main__":

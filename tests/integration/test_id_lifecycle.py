@@ -8,8 +8,12 @@
 - Deactivating a certificate closes its live connections on every shard
   (v5 DISCONNECT 0x87, 3.1.1 closed) within milliseconds, and leaves other
   devices alone; deactivating a CA closes every device of that CA.
+- Deactivating a certificate in the middle of a connect storm (most
+  connections handed over to their client ID's home shard): nothing is
+  accepted after the API answered and no accepted connection survives.
 - TLS session resumption (1.2 and 1.3) keeps the identity, and a resumed
-  session of a revoked certificate is refused 0x87.
+  session of a revoked certificate is refused 0x87; a deleted (not revoked)
+  certificate that resumes registers again.
 - CA proof of possession: a wrong code, another key, a non-CA certificate
   get a 4xx with a JSON message and register nothing.
 """
@@ -22,9 +26,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vouchtest import (P_ASSIGNED_CLIENT_ID, DISCONNECT, Closed,  # noqa: E402
-		       cid_on_shard, uniq, slow)
-from idtest import (Pki, IdBroker, TlsPaho, tls_attempt,  # noqa: E402
+from vouchtest import (P_ASSIGNED_CLIENT_ID, CONNACK, DISCONNECT,  # noqa: E402
+		       cid_on_shard, enc_connect, uniq, slow)
+from idtest import (Pki, IdBroker, TlsPaho, TlsRaw, tls_attempt,  # noqa: E402
 		    tls_context, VOUCHCTL, RC5_NOT_AUTHORIZED,
 		    RC3_NOT_AUTHORIZED)
 
@@ -74,8 +78,15 @@ class IdLifecycleTest(unittest.TestCase):
 		p.server("srvca")
 		p.ca("root", "Fleet Root CA")
 		cls.broker = IdBroker(p).start()
-		cls.api = cls.broker.api
-		cls.root_id = cls.api.register_ca(p, "root")["certificateId"]
+		try:
+			cls.api = cls.broker.api
+			cls.root_id = cls.api.register_ca(p, "root")[
+				"certificateId"]
+		except BaseException:
+			# tearDownClass does not run when setUpClass fails
+			cls.broker.stop()
+			p.cleanup()
+			raise
 		cls.n = cls.broker.shards
 
 	@classmethod
@@ -275,6 +286,79 @@ class IdLifecycleTest(unittest.TestCase):
 		for s, d in enumerate(devs):
 			self.assertEqual(self.attempt(d, self.cid("cd", s)).rc, 0)
 
+	def test_deactivate_during_a_connect_storm(self):
+		"""Threads connect one certificate again and again (client IDs
+		homed on every shard: most connections are handed over to
+		another shard) while it is deactivated: no CONNECT sent after
+		the API answered is accepted, and every accepted connection is
+		closed within 1 s of the answer (none slips through a
+		hand-over)."""
+		p, api = self.pki, self.api
+		for rnd in range(10):
+			name = self.dev("storm%d" % rnd)
+			cid = p.cert_id(name)
+			ctx = tls_context(p, name)
+			self.assertEqual(tls_attempt(self.broker.tls_port, ctx,
+						     "").rc, 0)
+			stop = threading.Event()
+			lock = threading.Lock()
+			conns = []      # (CONNECT sent at, client, CONNACK rc)
+
+			def worker(k):
+				i = 0
+				while not stop.is_set():
+					i += 1
+					try:
+						c = TlsRaw(self.broker.tls_port, ctx)
+					except OSError:
+						continue
+					t = time.monotonic()
+					try:
+						c.send(enc_connect(self.cid(
+							"s%d-%d-%d" % (rnd, k, i), i)))
+						ack = c.expect(CONNACK)
+					except (OSError, AssertionError):
+						c.close()
+						continue
+					with lock:
+						conns.append((t, c, ack.rc))
+					if ack.rc != 0:
+						c.close()
+
+			ths = [threading.Thread(target=worker, args=(k,),
+						daemon=True) for k in range(4)]
+			for t in ths:
+				t.start()
+			time.sleep(0.1 + 0.02 * rnd)
+			st, j = api.cert_action(cid, "deactivate")
+			t_ans = time.monotonic()
+			self.assertEqual((st, j["status"]), (200, "INACTIVE"))
+			time.sleep(0.1)
+			stop.set()
+			for t in ths:
+				t.join(slow(10))
+			with lock:
+				got = list(conns)
+			accepted = [(t, c) for t, c, rc in got if rc == 0]
+			self.assertGreater(len(accepted), 0)
+			late = [round((t - t_ans) * 1000, 1) for t, _ in accepted
+				if t > t_ans]
+			self.assertEqual(late, [], "accepted after the API "
+					 "answered (ms after)")
+			self.assertTrue(all(rc in (0, RC5_NOT_AUTHORIZED)
+					    for _, _, rc in got))
+			survivors = 0
+			for t, c in accepted:
+				left = max(0.05, t_ans + slow(1) - time.monotonic())
+				try:
+					c.expect_closed(left)
+				except AssertionError:
+					survivors += 1
+				c.close()
+			self.assertEqual(survivors, 0, "%d of %d accepted "
+					 "connections survived the deactivation" % (
+						 survivors, len(accepted)))
+
 	# ------------------------------------------------------------ 9
 
 	def test_resumption_keeps_identity_and_obeys_revocation(self):
@@ -330,6 +414,38 @@ class IdLifecycleTest(unittest.TestCase):
 			o = tls_attempt(self.broker.tls_port, tls_context(
 				p, name, min_v=v, max_v=v), "", 5)
 			self.assertEqual(o.rc, RC5_NOT_AUTHORIZED, o)
+
+	def test_resumed_after_delete_registers_again(self):
+		"""Deactivated and deleted, a device that resumes its TLS
+		session (no certificate sent) registers again like one that
+		does a full handshake."""
+		p, api = self.pki, self.api
+		for v in (TLS12, TLS13):
+			name = self.dev("rd%d" % (v & 0xff))
+			cid = p.cert_id(name)
+			ctx = tls_context(p, name, min_v=v, max_v=v)
+			o = tls_attempt(self.broker.tls_port, ctx, "", 5, keep=True)
+			self.closers.append(o.client)
+			self.assertEqual(o.rc, 0, o)
+			sess = o.client.sock.session
+			o.client.disconnect()
+			self.assertEqual(api.cert_action(cid, "deactivate")[0], 200)
+			st, _ = api.call("DELETE", "/api/v1/certificates/" + cid)
+			self.assertEqual(st, 200)
+			self.assertIsNone(api.cert(cid))
+			o = tls_attempt(self.broker.tls_port, ctx, "", 5, keep=True,
+					session=sess)
+			self.closers.append(o.client)
+			self.assertEqual((o.kind, o.rc), ("connack", 0), o)
+			self.assertTrue(o.client.session_info()[1])
+			self.assertEqual(o.packet.props.get(P_ASSIGNED_CLIENT_ID),
+					 name)
+			r = api.cert(cid)
+			self.assertIsNotNone(r, "not registered again")
+			self.assertEqual((r["status"], r["registeredBy"],
+					  r["caCertificateId"]),
+					 ("ACTIVE", "AUTO", self.root_id))
+			o.client.disconnect()
 
 	def test_resumed_session_is_bound_to_its_certificate(self):
 		"""Two devices resume their own sessions: each keeps its own

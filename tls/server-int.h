@@ -136,12 +136,21 @@ struct tls_conn {
 	struct tls_identity ident;
 };
 
-/* server.c, for conn.c */
+/* server.c, for conn.c. All run on the connection's shard thread. */
+
+/* A WOLFSSL for a new connection from the current CTX (it holds its own
+ * reference on that CTX), or NULL on -ENOMEM. */
 WOLFSSL *tls_server_new_ssl(struct tls_server *srv);
+/* Drop one reference on an identity record (NULL is fine); the last one
+ * frees it and drops its issuer. */
 void tls_idrec_unref(struct tls_idrec *r);
-/* The identity of a full handshake: the record of the leaf (and issuer)
- * from the chain wolfSSL kept; 0 or -errno. */
+/* The identity of a full handshake, from the peer chain wolfSSL kept
+ * (SESSION_CERTS): tc->rec and tc->issuer get references to the records
+ * of the leaf and of its issuer (the next certificate presented, else the
+ * matching anchor). No certificate: both NULL. 0, -EINVAL, -ENOMEM. */
 int tls_server_identity_from_chain(struct tls_server *srv, struct tls_conn *tc);
+/* Why a handshake failed, from wolfSSL's error and what our callbacks
+ * saw. */
 enum tls_fail tls_server_classify(struct tls_conn *tc, int wolf_err);
 static inline void tls_count(_Atomic uint64_t *c)
 {

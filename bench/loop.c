@@ -425,8 +425,12 @@ static int conn_parse(struct bthread *th, struct bconn *c)
 	}
 	if (c->state == BC_CLOSED)
 		return -1;
-	if (c->in.off == c->in.len)
+	if (c->in.off == c->in.len) {
 		c->in.off = c->in.len = 0;
+		/* a flood connection reads twice in its life: hold no buffer */
+		if (c->role == ROLE_FLOOD)
+			buf_free(&c->in);
+	}
 	return 0;
 }
 
@@ -454,12 +458,16 @@ static void conn_read(struct bthread *th, struct bconn *c)
 					arm_out(th, c, true);
 					return;
 				}
-				if (e != WOLFSSL_ERROR_ZERO_RETURN && e != SOCKET_PEER_CLOSED_E) {
-					char msg[80];
-					wolfSSL_ERR_error_string_n((unsigned long)e, msg, sizeof msg);
-					bthread_note(th, "TLS read: %s (%d)", msg, e);
+				if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E) {
+					bconn_down(th, c, BF_CLOSED);
+					return;
 				}
-				bconn_down(th, c, BF_CLOSED);
+				char msg[80];
+				wolfSSL_ERR_error_string_n((unsigned long)e, msg, sizeof msg);
+				bthread_note(th, "TLS read: %s (%d)", msg, e);
+				/* TLS 1.3: a refused client certificate is
+				 * an alert after the client's last flight */
+				bconn_down(th, c, c->state < BC_READY ? BF_TLS : BF_CLOSED);
 				return;
 			}
 			r = n;

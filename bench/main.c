@@ -487,15 +487,17 @@ int main(int argc, char **argv)
 			 * so two connections with one certificate take over */
 			if (o.mode == BENCH_PUBSUB) {
 				rc = usage_error(mode_names[o.mode],
-						 "%llu connections share %zu certificates with empty client IDs "
+						 "%llu connections share %zu certificate%s with empty client IDs "
 						 "(the broker would take sessions over): add certificates or "
-						 "--client-id-prefix", (unsigned long long)conns, pool.n);
+						 "--client-id-prefix", (unsigned long long)conns, pool.n,
+						 pool.n == 1 ? "" : "s");
 				goto out;
 			}
 			if (o.hold > 0)
-				fprintf(stderr, "vouch-bench: note: %llu connections share %zu certificates "
+				fprintf(stderr, "vouch-bench: note: %llu connections share %zu certificate%s "
 					"with empty client IDs: held ones will be taken over "
-					"(--client-id-prefix avoids it)\n", (unsigned long long)conns, pool.n);
+					"(--client-id-prefix avoids it)\n", (unsigned long long)conns, pool.n,
+					pool.n == 1 ? "" : "s");
 		}
 	}
 	rc = o.mode == BENCH_PUBSUB ? bench_pubsub(&o, &pool) : bench_connect(&o, &pool);

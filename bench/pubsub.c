@@ -316,6 +316,7 @@ static const struct bench_ops pubsub_ops = {
 struct ps_result {
 	uint64_t sent, acked, received, dups, expected, unique, lost;
 	uint64_t subs_ready, pubs_ready, subs_lossy;
+	uint64_t sub_min, sub_max;  /* distinct messages per subscription */
 	uint64_t setup_fail[BF__COUNT];
 	double run_s, out_s;
 };
@@ -355,6 +356,10 @@ static void tally(const struct bench *b, const struct bstats *st, struct ps_resu
 				continue;
 			r->subs_ready++;
 			uint64_t uniq = c->received - c->dups;
+			if (r->subs_ready == 1 || uniq < r->sub_min)
+				r->sub_min = uniq;
+			if (uniq > r->sub_max)
+				r->sub_max = uniq;
 			if (!tsent)
 				continue;
 			if (o->shared) {
@@ -423,6 +428,9 @@ static void report_text(const struct bench *b, const struct bstats *st, const st
 	       r->expected ? 100.0 * (double)r->lost / (double)r->expected : 0.0,
 	       (unsigned long long)r->subs_lossy, (unsigned long long)(o->shared ? (uint64_t)o->topics : r->subs_ready),
 	       r->subs_ready == 1 ? "" : "s", (unsigned long long)r->dups);
+	if (r->subs_ready > 1)
+		printf("  %-12s %llu to %llu distinct messages per subscriber\n", "per sub",
+		       (unsigned long long)r->sub_min, (unsigned long long)r->sub_max);
 	if (o->qos)
 		printf("  %-12s %llu of %llu QoS %u flows completed, %llu refused by the broker\n", "acks",
 		       (unsigned long long)r->acked, (unsigned long long)r->sent, o->qos,
@@ -468,6 +476,8 @@ static void report_json(const struct bench *b, const struct bstats *st, const st
 	json_object_set_new(j, "loss_pct", json_real(r->expected ? 100.0 * (double)r->lost / (double)r->expected : 0.0));
 	json_object_set_new(j, "lossy_subscriptions", json_integer((json_int_t)r->subs_lossy));
 	json_object_set_new(j, "duplicates", json_integer((json_int_t)r->dups));
+	json_object_set_new(j, "subscriber_min", json_integer((json_int_t)r->sub_min));
+	json_object_set_new(j, "subscriber_max", json_integer((json_int_t)r->sub_max));
 	json_object_set_new(j, "acked", json_integer((json_int_t)r->acked));
 	json_object_set_new(j, "refused_by_broker", json_integer((json_int_t)st->pub_refused));
 	json_object_set_new(j, "msgs_in_per_s", json_real((double)r->sent / r->run_s));

@@ -261,7 +261,7 @@ static void send_connect(struct bthread *th, struct bconn *c)
 	struct mqtt_packet p = { .type = MQTT_CONNECT };
 	struct mqtt_connect *cn = &p.u.connect;
 	cn->version = o->version;
-	cn->clean = true;
+	cn->clean = true; /* [MQTT-3.1.3-7] an empty client ID needs it */
 	cn->keepalive = o->keepalive;
 	cn->client_id = (struct mqtt_str){ (const uint8_t *)cid, (uint16_t)cid_len };
 	c->state = BC_MQTT;
@@ -583,6 +583,7 @@ static void scan(struct bthread *th, uint64_t now)
 			}
 		} else if (c->keepalive &&
 			   now - c->t_last_tx > (uint64_t)c->keepalive * 500000000ull) {
+			/* [MQTT-3.1.2-23] idle for half the keep-alive: ping */
 			struct mqtt_packet p = { .type = MQTT_PINGREQ };
 			c->t_last_tx = now;
 			(void)bconn_send(th, c, &p);

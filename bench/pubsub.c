@@ -35,6 +35,7 @@
 /* The drain ends early after this long without any progress. */
 #define DRAIN_IDLE_NS 1000000000ull
 
+/* [MQTT-2.3.1-2] a new QoS 1/2 PUBLISH takes an identifier not in use. */
 static uint16_t pid_take(struct bconn *c)
 {
 	for (unsigned i = 0; i < 65535; i++) {
@@ -117,9 +118,9 @@ static void on_publish(struct bthread *th, struct bconn *c, const struct mqtt_pu
 	uint64_t now = bench_now();
 
 	if (pb->qos == 1)
-		send_ack(th, c, MQTT_PUBACK, pb->packet_id);
+		send_ack(th, c, MQTT_PUBACK, pb->packet_id);  /* [MQTT-4.3.2-2] */
 	else if (pb->qos == 2)
-		send_ack(th, c, MQTT_PUBREC, pb->packet_id);
+		send_ack(th, c, MQTT_PUBREC, pb->packet_id);  /* [MQTT-4.3.3-2] */
 	if (c->role != ROLE_SUB) {
 		bthread_note(th, "a publisher received a PUBLISH");
 		return;
@@ -174,7 +175,7 @@ static void ps_on_packet(struct bthread *th, struct bconn *c, const struct mqtt_
 		on_publish(th, c, &p->u.publish);
 		return;
 	case MQTT_PUBREL:
-		send_ack(th, c, MQTT_PUBCOMP, p->u.ack.packet_id);
+		send_ack(th, c, MQTT_PUBCOMP, p->u.ack.packet_id); /* [MQTT-4.3.3-2] */
 		return;
 	case MQTT_PUBACK:
 	case MQTT_PUBCOMP:
@@ -184,7 +185,7 @@ static void ps_on_packet(struct bthread *th, struct bconn *c, const struct mqtt_
 		if (p->u.ack.reason >= 0x80)
 			flow_done(th, c, p->u.ack.packet_id, p->u.ack.reason);
 		else
-			send_ack(th, c, MQTT_PUBREL, p->u.ack.packet_id);
+			send_ack(th, c, MQTT_PUBREL, p->u.ack.packet_id); /* [MQTT-4.3.3-1] */
 		return;
 	default:
 		bthread_note(th, "unexpected packet type %u", p->type);
@@ -241,7 +242,8 @@ static int publish_one(struct bthread *th, struct bconn *c)
 }
 
 /* Publish what is due on c. Returns the next time c needs a turn (now:
- * at once), or 0 when it waits for the socket or for acknowledgements. */
+ * at once), or 0 when it waits for the socket (EPOLLOUT) or for
+ * acknowledgements (EPOLLIN). */
 static uint64_t pump(struct bthread *th, struct bconn *c, uint64_t now)
 {
 	const struct bench *b = th->b;
@@ -258,8 +260,10 @@ static uint64_t pump(struct bthread *th, struct bconn *c, uint64_t now)
 			c->next_send = 1;
 	}
 	for (int n = 0; n < BURST; n++) {
+		/* enough queued: the end of this turn writes it, and unless the
+		 * socket is full (EPOLLOUT armed) the next turn goes on */
 		if (c->out.len - c->out.off >= BENCH_OUT_HIGH)
-			return 0;
+			return c->out_armed ? 0 : now;
 		if (o->qos && c->inflight >= c->window)
 			return 0;
 		if (gap) {

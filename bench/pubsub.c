@@ -35,6 +35,14 @@
 /* The drain ends early after this long without any progress. */
 #define DRAIN_IDLE_NS 1000000000ull
 
+/* Whether subscribers keep the last sequence number of every publisher
+ * (to tell duplicates): the payload must hold one, and the table stays
+ * under 64 MiB. */
+static bool seq_tracking(const struct bench_opts *o)
+{
+	return o->size >= 16 && (uint64_t)o->publishers * (uint64_t)o->subscribers <= (16u << 20);
+}
+
 /* [MQTT-2.3.1-2] a new QoS 1/2 PUBLISH takes an identifier not in use. */
 static uint16_t pid_take(struct bconn *c)
 {
@@ -426,12 +434,13 @@ static void report_text(const struct bench *b, const struct bstats *st, const st
 	printf("  %-12s %llu msgs  %.1f msg/s  %.2f MiB/s over %.2f s\n", "delivered",
 	       (unsigned long long)r->received, (double)r->received / r->out_s,
 	       (double)st->pub_out / r->out_s / 1048576.0, r->out_s);
-	printf("  %-12s expected %llu, got %llu distinct: lost %llu (%.3f %%) on %llu of %llu subscription%s; duplicates %llu\n",
+	printf("  %-12s expected %llu, got %llu distinct: lost %llu (%.3f %%) on %llu of %llu subscription%s; duplicates %llu%s\n",
 	       "loss", (unsigned long long)r->expected, (unsigned long long)r->unique,
 	       (unsigned long long)r->lost,
 	       r->expected ? 100.0 * (double)r->lost / (double)r->expected : 0.0,
 	       (unsigned long long)r->subs_lossy, (unsigned long long)(o->shared ? (uint64_t)o->topics : r->subs_ready),
-	       r->subs_ready == 1 ? "" : "s", (unsigned long long)r->dups);
+	       r->subs_ready == 1 ? "" : "s", (unsigned long long)r->dups,
+	       seq_tracking(o) ? "" : " (not tracked)");
 	if (r->subs_ready > 1)
 		printf("  %-12s %llu to %llu distinct messages per subscriber\n", "per sub",
 		       (unsigned long long)r->sub_min, (unsigned long long)r->sub_max);
@@ -480,6 +489,7 @@ static void report_json(const struct bench *b, const struct bstats *st, const st
 	json_object_set_new(j, "loss_pct", json_real(r->expected ? 100.0 * (double)r->lost / (double)r->expected : 0.0));
 	json_object_set_new(j, "lossy_subscriptions", json_integer((json_int_t)r->subs_lossy));
 	json_object_set_new(j, "duplicates", json_integer((json_int_t)r->dups));
+	json_object_set_new(j, "duplicates_tracked", json_boolean(seq_tracking(o)));
 	json_object_set_new(j, "subscriber_min", json_integer((json_int_t)r->sub_min));
 	json_object_set_new(j, "subscriber_max", json_integer((json_int_t)r->sub_max));
 	json_object_set_new(j, "acked", json_integer((json_int_t)r->acked));
@@ -619,7 +629,7 @@ int bench_pubsub(const struct bench_opts *o, const struct bpool *pool)
 			if (g < (uint32_t)o->subscribers) {
 				c->role = ROLE_SUB;
 				c->topic = g % (uint32_t)o->topics;
-				if (o->size >= 16 &&
+				if (seq_tracking(o) &&
 				    !(c->last_seq = calloc((size_t)o->publishers, sizeof *c->last_seq)))
 					goto out;
 			} else {

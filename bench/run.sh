@@ -39,6 +39,7 @@ command -v curl >/dev/null || { echo "bench: curl is needed for the TLS section"
 
 WORK=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 PIDS=""
+FAILED=0
 
 stop_servers() {
 	for p in $PIDS; do
@@ -62,7 +63,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Many connections: the servers inherit the raised limit.
+# Many connections: the servers inherit the raised limit (dash has -n, -H).
+# shellcheck disable=SC3045
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 free_port() {
@@ -135,6 +137,7 @@ run_bench() {
 		echo "bench: vouch-bench $* failed:" >&2
 		cat "$out.err" >&2
 		: >"$out"
+		FAILED=$((FAILED + 1))
 	fi
 }
 
@@ -269,3 +272,7 @@ for t in "TLS QoS 0 1->1 unpaced|--qos 0 --publishers 1 --subscribers 1" \
 done
 echo
 echo "vouch-bench --help for the options; bench/README.md for what the columns mean"
+if [ "$FAILED" -ne 0 ]; then
+	echo "bench: $FAILED run(s) failed" >&2
+	exit 1
+fi

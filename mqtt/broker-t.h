@@ -77,6 +77,8 @@ struct session {
 	bool connected;
 	uint64_t sid;              /* broker-wide unique */
 	uint32_t slot, gen;        /* in the shard's session table (timers) */
+	bool bound;                /* its client ID is bound to the certificate below */
+	uint8_t bound_cert[32];
 	struct mconn *mc;          /* live connection, or NULL */
 	uint32_t expiry_s;         /* session expiry interval */
 	uint64_t expire_at_ms;     /* when offline; 0 = not scheduled */

@@ -196,6 +196,14 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	mc->keepalive = (uint16_t)ka;
 
 	struct session *s = session_find(bs, cid, cid_len);
+	if (s && s->bound && !cfg->allow_clientid_mismatch &&
+	    (!mc->has_cert || memcmp(mc->cert_id, s->bound_cert, sizeof s->bound_cert) != 0)) {
+		/* a client ID bound to a certificate is that device's alone:
+		 * another identity neither takes over nor resumes its session */
+		connack_refuse(sh, mc, MQTT_RC_CLIENTID_NOT_VALID,
+			       "client ID is bound to another certificate");
+		return true;
+	}
 	if (s && s->mc) {
 		/* [MQTT-3.1.4-3] take the session over from the live connection */
 		struct mconn *old = s->mc;
@@ -230,6 +238,10 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	s->mc = mc;
 	mc->s = s;
 	s->version = cp->version;
+	s->bound = mc->has_cert && mc->bound_id && strlen(mc->bound_id) == s->cid_len &&
+		   memcmp(mc->bound_id, s->client_id, s->cid_len) == 0;
+	if (s->bound)
+		memcpy(s->bound_cert, mc->cert_id, sizeof s->bound_cert);
 	s->expire_at_ms = 0;
 	if (cp->version == MQTT_V5) {
 		s->expiry_s = MQTT_HAS(&cp->props, MQTT_PROP_SESSION_EXPIRY) ? cp->props.session_expiry : 0;

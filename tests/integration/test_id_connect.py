@@ -505,6 +505,12 @@ class IdConnectTest(unittest.TestCase):
 		v3 = self.tls(name, "", version=4)
 		v5 = self.tls(name, bound, version=5)
 		v3.expect_closed(slow(3))
+		# another certificate cannot take the bound device's session
+		thief = self.dev("thief")
+		for v, rc in ((5, RC5_BAD_CLIENT_ID), (4, RC3_BAD_CLIENT_ID)):
+			o = self.attempt(thief, bound, v)
+			self.assertEqual(o.rc, rc, (v, o))
+		self.assertTrue(v5.is_open(slow(1)))	# still connected
 		v5.disconnect()
 		# rebinding
 		st, j = api.call("PUT", "/api/v1/certificates/%s/client-id" % cid,

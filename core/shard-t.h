@@ -45,7 +45,8 @@ struct outseg {
 				      own output); false = plaintext for it */
 };
 
-#define CONN_MAX_IOV 64
+#define CONN_MAX_IOV 16        /* iovecs kept in the connection */
+#define CONN_BIG_IOV 1024      /* for a busy one (UIO_MAXIOV), allocated on demand */
 
 /*
  * A transport sits between the socket and the MQTT layer: plain TCP passes
@@ -98,6 +99,7 @@ struct conn {
 	uint32_t sent_iov_n;       /* iovecs of the send in flight */
 	struct msghdr mh;
 	struct iovec iov[CONN_MAX_IOV];
+	struct iovec *iov_big;     /* CONN_BIG_IOV entries once the queue is long */
 
 	struct sockaddr_storage peer;
 	char peer_text[64];

@@ -127,7 +127,7 @@ static void drain_rings(struct shard *sh)
 		spsc_arm_mt(q);
 		/* Bounded per turn so a flooding peer cannot starve our clients;
 		 * leftovers make the next wait non-blocking. */
-		for (int k = 0; k < 4096 && spsc_pop_mt(q, &m); k++)
+		for (int k = 0; k < 1024 && spsc_pop_mt(q, &m); k++)
 			sh->ops->on_xmsg(sh, &m);
 	}
 }
@@ -230,6 +230,7 @@ static void conn_free(struct shard *sh, struct conn *c, bool exported)
 	free(c->segs);
 	free(c->in);
 	free(c->raw);
+	free(c->iov_big);
 	sh->conns[c->slot] = NULL;
 	sh->free_slots[sh->n_free++] = c->slot;
 	sh->n_conns--;
@@ -566,17 +567,26 @@ static void start_send(struct shard *sh, struct conn *c)
 		conn_shutdown(sh, c);
 		return;
 	}
+	/* A long queue (a fan-out of small messages is two segments each)
+	 * goes out in one sendmsg of up to CONN_BIG_IOV iovecs. */
+	struct iovec *v = c->iov;
+	uint32_t cap = CONN_MAX_IOV;
+	if (c->seg_n > CONN_MAX_IOV &&
+	    (c->iov_big || (c->iov_big = malloc(CONN_BIG_IOV * sizeof *c->iov_big)))) {
+		v = c->iov_big;
+		cap = CONN_BIG_IOV;
+	}
 	uint32_t k = 0;
-	for (uint32_t i = 0; i < c->seg_n && k < CONN_MAX_IOV; i++, k++) {
+	for (uint32_t i = 0; i < c->seg_n && k < cap; i++, k++) {
 		struct outseg *s = &c->segs[(c->seg_head + i) % c->seg_cap];
 		uint32_t off = i == 0 ? c->seg_off : 0;
-		c->iov[k].iov_base = (void *)(s->p + off);
-		c->iov[k].iov_len = s->len - off;
+		v[k].iov_base = (void *)(s->p + off);
+		v[k].iov_len = s->len - off;
 	}
 	if (k == 0)
 		return;
 	memset(&c->mh, 0, sizeof c->mh);
-	c->mh.msg_iov = c->iov;
+	c->mh.msg_iov = v;
 	c->mh.msg_iovlen = k;
 	c->sent_iov_n = k;
 	struct io_uring_sqe *sqe = shard_sqe(sh);

@@ -292,6 +292,14 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			print_groups(stdout);
 			return CTL_OK;
+		} else if (!strcmp(argv[i], "--url") || !strcmp(argv[i], "--token-file")) {
+			/* the admin API's options, also accepted up front: they
+			 * become the defaults the API commands read */
+			if (i + 1 >= argc)
+				return ctl_usage(&ctx, "%s needs a value", argv[i]);
+			setenv(!strcmp(argv[i], "--url") ? "VOUCH_URL" : "VOUCH_TOKEN_FILE",
+			       argv[i + 1], 1);
+			i++;
 		} else {
 			return ctl_usage(&ctx, "unknown option %s", argv[i]);
 		}

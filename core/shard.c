@@ -249,7 +249,9 @@ static void conn_maybe_free(struct shard *sh, struct conn *c)
 		void (*cb)(struct shard *, struct conn *) = c->detach_cb;
 		c->detach_cb = NULL;
 		cb(sh, c);
-		conn_free(sh, c, true);
+		/* a callback that could not export it leaves the socket here:
+		 * then this is an ordinary close */
+		conn_free(sh, c, c->fd < 0);
 	}
 }
 

@@ -78,7 +78,7 @@ static void handoff_done(struct shard *sh, struct conn *c)
 	int to = mc->handoff_to;
 	struct conn_xfer *x = malloc(sizeof *x);
 	if (!x)
-		return; /* c is freed without its fd: closed below by the caller */
+		return; /* not exported: the runtime closes it as usual */
 	conn_export(sh, c, x);
 	mc->c = NULL;
 	mc->handoff = false;

@@ -276,7 +276,7 @@ void identity_on_xmsg(struct bshard *bs, const struct xmsg *m)
 	}
 	case RX_EVENT: {
 		struct reg_event_msg *ev = m->p;
-		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, (uint32_t)strlen(ev->topic), NULL,
+		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, ev->topic_len, NULL,
 					  (const uint8_t *)ev->json, ev->len, 0, false, 0, sh->now_ms);
 		if (v) {
 			route_publish(bs, v);

@@ -14,16 +14,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/spsc-t.h"
 #include "registry/limiter.h"
 #include "registry/registrar.h"
 
 #define RG_CODE_LEN     32      /* hex digits of a registration code */
-#define RG_RING_CAP     1024    /* signups queued per shard */
+#define RG_RING_CAP     4096    /* requests queued per shard */
 #define RG_TURN_MAX     256     /* signups taken from one shard per turn */
 #define RG_CODE_FILE    "registration-code"
 
 struct admin;
+struct rg_presence;
+struct rg_expiry;
+struct reg_device;
 
 /* A FIFO of messages a shard's ring had no room for (order preserved). */
 struct rg_backlog {
@@ -62,6 +67,8 @@ struct registrar {
 	char *data_dir;         /* NULL: the registration code is not kept */
 	char code[RG_CODE_LEN + 1];
 	struct rg_stats stats;
+	struct rg_presence *pres;       /* registry/presence.c */
+	struct rg_expiry *expiry;       /* registry/expiry.c */
 	pthread_t thread;
 	bool thread_started;
 };
@@ -111,6 +118,39 @@ void rg_publish(struct registrar *g, const char *topic, const char *json);
  * thread. */
 void rg_publish_dev(struct registrar *g, const char *kind,
 		    const struct reg_device *d, const char *actor);
+
+/* Publish a device certificate's status change on
+ * $SYS/certificates/status/<certificate ID>: d as of after the change, old
+ * its status before (0: not known, then only "status" is given). Registrar
+ * thread. */
+void rg_publish_status(struct registrar *g, const struct reg_device *d,
+		       enum reg_status old, const char *actor);
+
+/* ---- registry/presence.c: live clients and their $SYS/presence events -- */
+
+/* Take a shard's presence message (freed here): update the table of live
+ * clients and publish $SYS/presence/{connected,disconnected}/<client ID>. */
+void rg_presence(struct registrar *g, struct presence_msg *pm);
+
+/* The live clients of a certificate as a JSON array (new reference; NULL
+ * when out of memory). */
+json_t *rg_presence_clients(struct registrar *g, const uint8_t cert_id[REG_ID_LEN]);
+
+/* Live clients known, and presence events published. */
+uint64_t rg_presence_count(const struct registrar *g);
+
+/* Free the table. */
+void rg_presence_free(struct registrar *g);
+
+/* ---- registry/expiry.c: $SYS/certificates/expiring events ------------- */
+
+/* Set up with the warning window (0: 30 days). 0 or -ENOMEM. */
+int rg_expiry_init(struct registrar *g, uint32_t warning_days);
+void rg_expiry_free(struct registrar *g);
+/* A certificate changed (d as it is now): warn at once if it is due. */
+void rg_expiry_check(struct registrar *g, const struct reg_device *d);
+/* From the loop: sweep the registry when due (start-up, then hourly). */
+void rg_expiry_tick(struct registrar *g, int64_t now);
 
 /* Make a CA's certificate a TLS trust anchor (when a TLS server is set and
  * supports it). Registrar thread. */

@@ -175,6 +175,8 @@ void rg_notify_dev(struct registrar *g, const uint8_t id[REG_ID_LEN])
 			memcpy(nt.client_id, d.client_id, d.client_id_len);
 	}
 	notify(g, RX_CERT_STATUS, &nt);
+	if (nt.status)
+		rg_expiry_check(g, &d);
 }
 
 /* See registry/registrar-int.h. */
@@ -196,33 +198,31 @@ void rg_publish(struct registrar *g, const char *topic, const char *json)
 	size_t tl = strlen(topic), jl = strlen(json);
 	struct reg_event_msg *ev;
 
-	if (g->n == 0 || tl >= sizeof ev->topic || jl > UINT32_MAX - 1)
+	if (g->n == 0 || tl > UINT16_MAX || jl > UINT32_MAX - 1)
 		return;
-	ev = alloc_wait(g, sizeof *ev + jl + 1);
+	ev = alloc_wait(g, sizeof *ev + tl + 1 + jl + 1);
 	if (!ev)
 		return;
-	memset(ev->topic, 0, sizeof ev->topic);
-	memcpy(ev->topic, topic, tl);
+	memcpy(ev->data, topic, tl + 1);
+	memcpy(ev->data + tl + 1, json, jl + 1);
+	ev->topic = ev->data;
+	ev->topic_len = (uint32_t)tl;
+	ev->json = ev->data + tl + 1;
 	ev->len = (uint32_t)jl;
-	memcpy(ev->json, json, jl + 1);
 	post(g, 0, &(struct xmsg){ .type = RX_EVENT, .p = ev });
 }
 
-/* See registry/registrar-int.h. */
-void rg_publish_dev(struct registrar *g, const char *kind,
-		    const struct reg_device *d, const char *actor)
+/* The JSON of a certificate's event; NULL when out of memory. */
+static char *dev_event(const struct reg_device *d, enum reg_status old, const char *actor)
 {
 	char id[2 * REG_ID_LEN + 1], ca[2 * REG_ID_LEN + 1];
-	char serial[2 * REG_SERIAL_MAX + 1], topic[160];
+	char serial[2 * REG_SERIAL_MAX + 1];
 	json_t *o;
 	char *s;
 
-	if (g->n == 0)
-		return;
 	tls_hex(d->id, REG_ID_LEN, id);
 	tls_hex(d->issuer, REG_ID_LEN, ca);
 	tls_hex(d->serial, d->serial_len, serial);
-	snprintf(topic, sizeof topic, "$SYS/certificates/%s/%s", kind, ca);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
 		      "certificateId", id, "caCertificateId", ca,
 		      "serialNumber", serial, "commonName", d->cn,
@@ -231,13 +231,55 @@ void rg_publish_dev(struct registrar *g, const char *kind,
 		      "registeredBy", d->how == REG_AUTO ? "AUTO" : "MANUAL",
 		      "actor", actor ? actor : "",
 		      "timestamp", (json_int_t)time(NULL));
+	if (o && old) {
+		json_object_set_new(o, "oldStatus", json_string(reg_status_name(old)));
+		json_object_set_new(o, "newStatus", json_string(reg_status_name(d->status)));
+	}
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+/* See registry/registrar-int.h. */
+void rg_publish_dev(struct registrar *g, const char *kind,
+		    const struct reg_device *d, const char *actor)
+{
+	char ca[2 * REG_ID_LEN + 1], topic[160];
+	char *s;
+
+	if (g->n == 0)
+		return;
+	if (!strcmp(kind, "status")) {
+		rg_publish_status(g, d, 0, actor);
+		return;
+	}
+	tls_hex(d->issuer, REG_ID_LEN, ca);
+	snprintf(topic, sizeof topic, "$SYS/certificates/%s/%s", kind, ca);
+	s = dev_event(d, 0, actor);
 	if (s)
 		rg_publish(g, topic, s);
 	else
 		log_warn("registrar: out of memory for a %s event", kind);
 	free(s);
-	json_decref(o);
+}
+
+/* See registry/registrar-int.h. */
+void rg_publish_status(struct registrar *g, const struct reg_device *d,
+		       enum reg_status old, const char *actor)
+{
+	char id[2 * REG_ID_LEN + 1], topic[160];
+	char *s;
+
+	if (g->n == 0)
+		return;
+	tls_hex(d->id, REG_ID_LEN, id);
+	snprintf(topic, sizeof topic, "$SYS/certificates/status/%s", id);
+	s = dev_event(d, old, actor);
+	if (s)
+		rg_publish(g, topic, s);
+	else
+		log_warn("registrar: out of memory for a status event");
+	free(s);
 }
 
 /* See registry/registrar-int.h. */
@@ -561,6 +603,20 @@ static void signups(struct registrar *g, struct pend *ps, int np, uint64_t now_n
 	}
 }
 
+/* A request other than a signup: its handler owns m->p. */
+static void rg_request(struct registrar *g, int shard, const struct xmsg *m)
+{
+	switch (m->type) {
+	case RQ_PRESENCE:
+		rg_presence(g, m->p);
+		break;
+	default:
+		log_warn("registrar: request type %u from shard %d ignored", m->type, shard);
+		free(m->p);
+		break;
+	}
+}
+
 /* See registry/registrar-int.h. */
 int registrar_turn(struct registrar *g, uint64_t now_ns)
 {
@@ -577,6 +633,10 @@ int registrar_turn(struct registrar *g, uint64_t now_ns)
 		int k = 0;
 
 		for (; k < RG_TURN_MAX && spsc_pop_mt(&g->in[s], &m); k++) {
+			if (m.type != RQ_SIGNUP) {
+				rg_request(g, s, &m);
+				continue;
+			}
 			ps[np++] = (struct pend){ .req = m.p, .shard = s };
 			if (np == (int)(sizeof ps / sizeof ps[0])) {
 				signups(g, ps, np, now_ns);
@@ -644,6 +704,8 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	rc = code_load(g, err, errlen);
 	if (rc)
 		goto fail;
+	if (rg_expiry_init(g, cfg->expiry_warning_days) != 0)
+		goto nomem;
 	rc = admin_start(&g->admin, g, cfg, err, errlen);
 	if (rc)
 		goto fail;
@@ -685,6 +747,8 @@ void registrar_free(struct registrar *g)
 	if (g->efd >= 0)
 		close(g->efd);
 	free(g->data_dir);
+	rg_presence_free(g);
+	rg_expiry_free(g);
 	free(g);
 }
 
@@ -699,6 +763,8 @@ static void *registrar_main(void *arg)
 			{ .fd = admin_fd(g->admin), .events = POLLIN },
 		};
 		int more = registrar_turn(g, mono_ns());
+
+		rg_expiry_tick(g, (int64_t)time(NULL));
 		int timeout = 1000, at;
 
 		if (more & 1)
@@ -767,12 +833,12 @@ void registrar_stop(struct registrar *g)
 }
 
 /* See registry/registrar.h. */
-int registrar_submit_mt(struct registrar *g, int shard, struct signup_req *req)
+int registrar_post_mt(struct registrar *g, int shard, uint32_t type, void *p)
 {
-	struct xmsg m = { .type = 1, .p = req };
+	struct xmsg m = { .type = type, .p = p };
 	int rc;
 
-	if (!g || shard < 0 || shard >= g->n || !req)
+	if (!g || shard < 0 || shard >= g->n || !p)
 		return -EINVAL;
 	rc = spsc_push_mt(&g->in[shard], &m);
 	if (rc)
@@ -784,6 +850,12 @@ int registrar_submit_mt(struct registrar *g, int shard, struct signup_req *req)
 		(void)w;
 	}
 	return 0;
+}
+
+/* See registry/registrar.h. */
+int registrar_submit_mt(struct registrar *g, int shard, struct signup_req *req)
+{
+	return registrar_post_mt(g, shard, RQ_SIGNUP, req);
 }
 
 /* See registry/registrar.h. */

@@ -29,6 +29,14 @@ struct registrar_cfg {
 	const char *data_dir;           /* keeps <data_dir>/registration-code; NULL = memory only */
 };
 
+/* What a shard asks of the registrar (struct xmsg.type on its ring; .p is
+ * a flat malloc'd payload that the registrar frees). */
+enum rg_req {
+	RQ_SIGNUP = 1,          /* p = struct signup_req */
+	RQ_PRESENCE,            /* p = struct presence_msg */
+	RQ_PROVISION,           /* p = provisioning request (registry/provision.c) */
+};
+
 /* A shard asks for the automatic registration of an unknown certificate
  * (allocated by the shard, freed by the registrar). */
 struct signup_req {
@@ -38,6 +46,32 @@ struct signup_req {
 	uint8_t ca_id[REG_ID_LEN];      /* the registered CA that anchors it */
 	uint32_t der_len;
 	uint8_t der[];                  /* the device certificate */
+};
+
+/* Why a client's connection ended, for $SYS/presence/disconnected. */
+enum presence_reason {
+	PR_CLIENT_DISCONNECT = 1,       /* DISCONNECT from the client */
+	PR_CONNECTION_LOST,             /* closed without DISCONNECT */
+	PR_KEEPALIVE_TIMEOUT,
+	PR_TAKEN_OVER,                  /* another connection took the session */
+	PR_CERT_DISABLED,               /* its certificate or CA was disabled */
+	PR_PROTOCOL_ERROR,
+	PR_SERVER_SHUTDOWN,
+};
+
+/* A client connected (CONNACK sent) or its connection ended. */
+struct presence_msg {
+	bool connected;
+	uint8_t reason;                 /* enum presence_reason, disconnects */
+	uint8_t version;                /* MQTT protocol level: 4 or 5 */
+	bool has_cert;
+	int16_t shard;
+	uint32_t conn_slot, conn_gen;   /* tells connections apart */
+	uint64_t since_ms;              /* connected at, unix ms */
+	uint8_t cert_id[REG_ID_LEN];
+	char peer[64];
+	uint16_t cid_len;
+	char client_id[];               /* cid_len bytes + NUL */
 };
 
 /* xmsg types posted by the registrar to shards (disjoint from the MQTT
@@ -64,11 +98,14 @@ struct reg_notice {
 	char client_id[REG_CLIENT_MAX + 1]; /* bound client ID after the change */
 };
 
-/* A JSON event to publish retained=false on a $SYS topic. */
+/* A JSON event to publish retained=false on a $SYS topic: one allocation,
+ * topic and json point into data (both NUL-terminated). */
 struct reg_event_msg {
-	char topic[160];
-	uint32_t len;
-	char json[];
+	const char *topic;
+	const char *json;
+	uint32_t topic_len;
+	uint32_t len;                   /* of json */
+	char data[];
 };
 
 /* Start the registrar thread (and the admin API). reg is then written only
@@ -79,6 +116,11 @@ int registrar_start(struct registrar **out, struct registry *reg, struct broker_
 		    char *err, size_t errlen);
 /* Stop and join the thread. Main thread, after the shards stopped. */
 void registrar_stop(struct registrar *g);
+
+/* From shard `shard`: queue a request (enum rg_req) whose payload p the
+ * registrar frees. Never blocks; -EAGAIN when the ring is full (p stays
+ * the caller's). Any shard thread, each on its own ring. */
+int registrar_post_mt(struct registrar *g, int shard, uint32_t type, void *p);
 
 /* From shard `shard`: queue a signup. Never blocks; -EAGAIN when the ring
  * is full (the shard answers "over the limit"). Any shard thread, each on

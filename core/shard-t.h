@@ -163,6 +163,7 @@ struct shard_stats {
 	_Atomic uint64_t queued;
 	_Atomic uint64_t turns;
 	_Atomic uint64_t busy_us;
+	_Atomic uint64_t presence_dropped; /* presence events the registrar's ring refused */
 };
 
 struct broker_rt;

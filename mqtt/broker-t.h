@@ -125,6 +125,9 @@ struct mconn {
 	struct hmap alias_out;
 	uint16_t alias_out_next;
 	uint8_t close_reason;      /* why we are closing (presence, logs) */
+	bool announced;            /* presence "connected" posted */
+	bool got_disconnect;       /* the client sent DISCONNECT */
+	uint64_t connected_at_ms;  /* unix ms of the CONNACK */
 	int16_t handoff_to;        /* home shard while being handed over */
 	/* identity (mutual TLS), decided once, before the session */
 	uint8_t id_state;          /* enum id_state */

@@ -213,6 +213,7 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 		old->clean_disconnect = true; /* its will is the session's: decided here */
 		send_disconnect(sh, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 		old->close_reason = MQTT_RC_SESSION_TAKEN_OVER;
+		presence_post(bs, old, s->client_id, s->cid_len, false, PR_TAKEN_OVER);
 		conn_close(sh, old->c, true);
 	}
 	bool present = false;
@@ -294,6 +295,7 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	send_packet(sh, mc->c, &p, cp->version);
 	mc->connected = true;
 	mc->last_rx_ms = sh->now_ms;
+	presence_post(bs, mc, s->client_id, s->cid_len, true, 0);
 	log_info("client %s connected on shard %d from %s (MQTT %s%s)", s->client_id, sh->id,
 		 mc->c->peer_text, cp->version == MQTT_V5 ? "5.0" : "3.1.1",
 		 present ? ", session resumed" : "");
@@ -555,6 +557,7 @@ static void handle_disconnect(struct shard *sh, struct mconn *mc, const struct m
 		mc->clean_disconnect = true;
 	}
 	mc->close_reason = reason;
+	mc->got_disconnect = true;
 	conn_close(sh, mc->c, true);
 }
 
@@ -733,6 +736,8 @@ static void on_closed(struct shard *sh, struct conn *c)
 		return;
 	struct bshard *bs = bsh(sh);
 	struct session *s = mc->s;
+	if (s && mc->announced)
+		presence_post(bs, mc, s->client_id, s->cid_len, false, presence_reason(sh, mc));
 	if (s && s->mc == mc) {
 		s->mc = NULL;
 		log_info("client %s disconnected%s", s->client_id,

@@ -95,6 +95,15 @@ bool identity_known_mt(void *ctx, const uint8_t cert_id[32]);
 /* Registrar messages: signup answers, status notices, $SYS events. */
 void identity_on_xmsg(struct bshard *bs, const struct xmsg *m);
 
+/* ---- presence.c ---- */
+/* Tell the registrar that mc's client (client ID cid, len bytes) is
+ * connected (reason 0) or that its connection ended (enum
+ * presence_reason): the live-client table and $SYS/presence events. */
+void presence_post(struct bshard *bs, struct mconn *mc, const char *cid, size_t len,
+		   bool connected, uint8_t reason);
+/* Why mc's connection ended, from what the broker saw (on_closed). */
+uint8_t presence_reason(const struct shard *sh, const struct mconn *mc);
+
 /* ---- broker.c ---- */
 void mconn_close(struct shard *sh, struct mconn *mc, uint8_t reason, const char *why);
 

@@ -622,9 +622,20 @@ static int dev_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
 {
 	struct reg_device d;
 
+	json_t *o, *clients;
+
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
 		return fail(out, 404, "not_found", "no such certificate");
-	return ok(out, 200, dev_json(a, &d, true));
+	o = dev_json(a, &d, true);
+	clients = rg_presence_clients(a->g, id);
+	/* json_object_set_new takes clients, also when it fails */
+	if (!o || !clients || json_object_set_new(o, "clients", clients) != 0) {
+		if (!o || !clients)
+			json_decref(clients);
+		json_decref(o);
+		return oom(out);
+	}
+	return ok(out, 200, o);
 }
 
 /* Find the registered CA that issued ci: same name, and its key verifies
@@ -1006,7 +1017,7 @@ static int dev_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 		return fail(out, 500, "internal", "the change is stored but cannot be read back");
 	if (d.status != before.status) {
 		rg_notify_dev(a->g, id);
-		rg_publish_dev(a->g, "status", &d, by->actor);
+		rg_publish_status(a->g, &d, before.status, by->actor);
 		log_info("admin: certificate \"%s\" %s -> %s by %s", d.cn,
 			 reg_status_name(before.status), reg_status_name(d.status), by->actor);
 	}

@@ -1,0 +1,83 @@
+/*
+ * Presence: a shard tells the registrar when a client is accepted and when
+ * its connection ends (registry/presence.c keeps the table of live clients
+ * and publishes $SYS/presence/...). One small message each way through the
+ * shard's request ring; never blocks: when the ring is full the message is
+ * dropped and counted (the registrar replaces a stale entry on the client's
+ * next "connected").
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "mqtt/broker.h"
+#include "registry/registrar.h"
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void presence_post(struct bshard *bs, struct mconn *mc, const char *cid, size_t len,
+		   bool connected, uint8_t reason)
+{
+	struct shard *sh = bs->sh;
+	struct vouch_app *app = sh->rt->app;
+	struct presence_msg *pm;
+
+	if (!app || !app->registrar || len > UINT16_MAX)
+		return;
+	if (connected) {
+		mc->connected_at_ms = wall_ms();
+		mc->announced = true;
+	} else {
+		if (!mc->announced)
+			return;
+		mc->announced = false;
+	}
+	pm = malloc(sizeof *pm + len + 1);
+	if (!pm)
+		return;
+	memset(pm, 0, sizeof *pm);
+	pm->connected = connected;
+	pm->reason = reason;
+	pm->version = mc->version;
+	pm->has_cert = mc->has_cert;
+	pm->shard = (int16_t)sh->id;
+	pm->conn_slot = mc->c->slot;
+	pm->conn_gen = mc->c->gen;
+	pm->since_ms = mc->connected_at_ms;
+	if (mc->has_cert)
+		memcpy(pm->cert_id, mc->cert_id, sizeof pm->cert_id);
+	memcpy(pm->peer, mc->c->peer_text, sizeof pm->peer - 1);
+	pm->cid_len = (uint16_t)len;
+	memcpy(pm->client_id, cid, len);
+	pm->client_id[len] = '\0';
+	if (registrar_post_mt(app->registrar, sh->id, RQ_PRESENCE, pm) != 0) {
+		free(pm);
+		atomic_fetch_add_explicit(&sh->stats.presence_dropped, 1, memory_order_relaxed);
+		if (log_limit_ok(&sh->noisy, sh->now_ms, 20, 10000))
+			log_warn("presence event dropped: the registrar's ring is full");
+	}
+}
+
+uint8_t presence_reason(const struct shard *sh, const struct mconn *mc)
+{
+	if (sh->stopping)
+		return PR_SERVER_SHUTDOWN;
+	if (mc->got_disconnect)
+		return PR_CLIENT_DISCONNECT;
+	if (mc->close_reason == MQTT_RC_KEEPALIVE_TIMEOUT)
+		return PR_KEEPALIVE_TIMEOUT;
+	if (mc->close_reason == MQTT_RC_SESSION_TAKEN_OVER)
+		return PR_TAKEN_OVER;
+	if (mc->id_state == ID_REFUSED && mc->close_reason == MQTT_RC_NOT_AUTHORIZED)
+		return PR_CERT_DISABLED;
+	if (mc->close_reason >= 0x80)
+		return PR_PROTOCOL_ERROR;
+	return PR_CONNECTION_LOST;
+}

@@ -1,0 +1,167 @@
+/*
+ * Expiry warnings: $SYS/certificates/expiring/<certificate ID> for each
+ * ACTIVE device certificate inside the --expiry-warning-days window, once
+ * per certificate per (UTC) day.
+ *
+ * A certificate is checked when it changes (rg_notify_dev calls
+ * rg_expiry_check: a registration or an activation inside the window warns
+ * at once) and by a sweep of the registry at start-up and then hourly, so
+ * a certificate that enters the window while nothing happens to it is
+ * warned within the hour. What was warned today is kept in memory: after a
+ * restart a certificate may be warned a second time that day.
+ *
+ * Registrar thread only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/hmap.h"
+#include "core/log.h"
+#include "registry/regfile.h"
+#include "registry/registrar-int.h"
+#include "tls/cert.h"
+
+#define SWEEP_EVERY_S   3600
+
+struct warned {
+	uint8_t id[REG_ID_LEN];
+	int64_t day;
+};
+
+struct rg_expiry {
+	struct hmap warned;     /* struct warned */
+	int64_t window_s;
+	int64_t next_sweep;     /* unix seconds; 0 = at the first tick */
+	int64_t today;
+	uint64_t events;
+};
+
+static void warned_key(const void *v, const void **k, size_t *len)
+{
+	*k = ((const struct warned *)v)->id;
+	*len = REG_ID_LEN;
+}
+
+static void forget_all(struct rg_expiry *x)
+{
+	uint32_t it = 0;
+	void *v;
+
+	while ((v = hmap_next(&x->warned, &it)))
+		free(v);
+	hmap_free(&x->warned);
+	hmap_init(&x->warned, warned_key);
+}
+
+/* See registry/registrar-int.h. */
+int rg_expiry_init(struct registrar *g, uint32_t warning_days)
+{
+	struct rg_expiry *x = calloc(1, sizeof *x);
+
+	if (!x)
+		return -ENOMEM;
+	hmap_init(&x->warned, warned_key);
+	x->window_s = (int64_t)(warning_days ? warning_days : 30) * 86400;
+	g->expiry = x;
+	return 0;
+}
+
+/* See registry/registrar-int.h. */
+void rg_expiry_free(struct registrar *g)
+{
+	if (!g->expiry)
+		return;
+	forget_all(g->expiry);
+	hmap_free(&g->expiry->warned);
+	free(g->expiry);
+	g->expiry = NULL;
+}
+
+static void warn(struct registrar *g, const struct reg_device *d, int64_t now)
+{
+	char id[2 * REG_ID_LEN + 1], ca[2 * REG_ID_LEN + 1];
+	char serial[2 * REG_SERIAL_MAX + 1], topic[96];
+	json_t *o;
+	char *s;
+
+	tls_hex(d->id, REG_ID_LEN, id);
+	tls_hex(d->issuer, REG_ID_LEN, ca);
+	tls_hex(d->serial, d->serial_len, serial);
+	snprintf(topic, sizeof topic, "$SYS/certificates/expiring/%s", id);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
+		      "certificateId", id, "caCertificateId", ca,
+		      "serialNumber", serial, "commonName", d->cn,
+		      "clientId", d->client_id,
+		      "notAfter", (json_int_t)d->not_after,
+		      "daysLeft", (json_int_t)((d->not_after - now) / 86400),
+		      "timestamp", (json_int_t)now);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (s) {
+		rg_publish(g, topic, s);
+		g->expiry->events++;
+	}
+	free(s);
+	json_decref(o);
+}
+
+/* Warn about d if it is due: ACTIVE, in the window, not warned today. */
+static void check(struct registrar *g, const struct reg_device *d, int64_t now)
+{
+	struct rg_expiry *x = g->expiry;
+	struct warned *w;
+
+	if (d->status != REG_ACTIVE || d->not_after < now || d->not_after > now + x->window_s)
+		return;
+	if (now / 86400 != x->today) {
+		x->today = now / 86400;
+		forget_all(x);
+	}
+	w = hmap_get(&x->warned, d->id, REG_ID_LEN);
+	if (w && w->day == x->today)
+		return;
+	if (!w) {
+		w = malloc(sizeof *w);
+		if (!w || (memcpy(w->id, d->id, REG_ID_LEN), hmap_put(&x->warned, w)) != 0) {
+			free(w);
+			return;         /* out of memory: not warned, tried again */
+		}
+	}
+	w->day = x->today;
+	warn(g, d, now);
+}
+
+/* See registry/registrar-int.h. */
+void rg_expiry_check(struct registrar *g, const struct reg_device *d)
+{
+	if (g->expiry && g->n)
+		check(g, d, (int64_t)time(NULL));
+}
+
+struct sweep {
+	struct registrar *g;
+	int64_t now;
+};
+
+static int sweep_one(void *ctx, const struct reg_device *d)
+{
+	struct sweep *sw = ctx;
+
+	check(sw->g, d, sw->now);
+	return 0;
+}
+
+/* See registry/registrar-int.h. */
+void rg_expiry_tick(struct registrar *g, int64_t now)
+{
+	struct rg_expiry *x = g->expiry;
+
+	if (!x || !g->n || now < x->next_sweep)
+		return;
+	x->next_sweep = now + SWEEP_EVERY_S;
+	reg_dev_foreach_mt(g->reg, sweep_one, &(struct sweep){ g, now });
+}

@@ -8,6 +8,7 @@
  * key decoding and RSA / ECDSA signature verification.
  */
 #include "tls/cert.h"
+#include "tls/cert-int.h"
 #include "tls/der.h"
 
 #include <wolfssl/options.h>
@@ -1372,4 +1373,24 @@ const char *tls_sig_alg_name(enum tls_sig_alg a)
 	default:
 		return "unknown";
 	}
+}
+
+/* ---- shared with tls/crl.c (tls/cert-int.h) ----------------------------- */
+
+/* See tls/cert-int.h. Pure; any thread. */
+int tls_der_time(const struct tls_tlv *t, int64_t *out)
+{
+	return parse_time(t, out);
+}
+
+/* See tls/cert-int.h. Pure; any thread. */
+int tls_der_sig_alg(const struct tls_tlv *alg, enum tls_sig_alg *out)
+{
+	return parse_sig_alg(alg, out);
+}
+
+/* See tls/cert-int.h. Pure; any thread. */
+int tls_der_bit_bytes(const struct tls_tlv *t, struct tls_span *out)
+{
+	return bit_string_bytes(t, out);
 }

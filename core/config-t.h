@@ -46,6 +46,7 @@ struct vouch_config {
 	char admin_listen[80];         /* "" = no admin API */
 	char admin_token_file[PATH_MAX];
 	uint32_t expiry_warning_days;
+	char crl_dir[PATH_MAX];        /* --crl-dir: "" = none (registry/crl.c) */
 };
 
 #endif

@@ -102,6 +102,7 @@ int main(int argc, char **argv)
 		.signup_burst = cfg.signup_burst,
 		.expiry_warning_days = cfg.expiry_warning_days,
 		.data_dir = cfg.data_dir,
+		.crl_dir = cfg.crl_dir[0] ? cfg.crl_dir : NULL,
 	};
 	if (registrar_start(&app.registrar, app.reg, &rt, app.tls, &rcfg, err, sizeof err) != 0) {
 		fprintf(stderr, "vouchd: %s\n", err);

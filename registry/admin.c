@@ -28,6 +28,7 @@
 #include <microhttpd.h>
 
 #include "core/log.h"
+#include "registry/admin_crl.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -1244,6 +1245,8 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 			return ca_status(a, id, REG_INACTIVE, &by, out);
 		return ca_auto(a, rq, id, &by, out);
 	}
+	if (!strcmp(seg[0], "crls") && n == 1)     /* registry/admin_crl.c */
+		return is_action(rq, "POST") ? admin_crl_post(a->g, rq, actor, out) : no_method(out, rq);
 	if (!strcmp(seg[0], "certificates")) {
 		static const struct {
 			const char *name, *method;

@@ -29,6 +29,7 @@ struct admin;
 struct rg_presence;
 struct rg_expiry;
 struct reg_device;
+struct rg_crl_dir;
 
 /* A FIFO of messages a shard's ring had no room for (order preserved). */
 struct rg_backlog {
@@ -64,6 +65,7 @@ struct registrar {
 	struct reg_limiter lim;
 	struct rg_backlog *out; /* per shard */
 	struct admin *admin;
+	struct rg_crl_dir *crl_dir;     /* --crl-dir watcher (registry/crl.c), or NULL */
 	char *data_dir;         /* NULL: the registration code is not kept */
 	char code[RG_CODE_LEN + 1];
 	struct rg_stats stats;

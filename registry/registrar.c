@@ -34,6 +34,7 @@
 #include "core/shard.h"
 #include "core/spsc.h"
 #include "registry/admin.h"
+#include "registry/crl.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -648,6 +649,7 @@ int registrar_turn(struct registrar *g, uint64_t now_ns)
 	}
 	if (np)
 		signups(g, ps, np, now_ns);
+	rg_crl_dir_tick(g, g->crl_dir, now_ns);  /* --crl-dir (registry/crl.c) */
 	for (int s = 0; s < g->n; s++)
 		backlog_flush(g, s);
 	if (left)
@@ -709,6 +711,11 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	rc = admin_start(&g->admin, g, cfg, err, errlen);
 	if (rc)
 		goto fail;
+	if (cfg->crl_dir && cfg->crl_dir[0]) {
+		rc = rg_crl_dir_open(&g->crl_dir, cfg->crl_dir, err, errlen);
+		if (rc)
+			goto fail;
+	}
 	g->admin_port = admin_port(g->admin);
 	*out = g;
 	return 0;
@@ -728,6 +735,7 @@ void registrar_free(struct registrar *g)
 	if (!g)
 		return;
 	admin_stop(g->admin);
+	rg_crl_dir_free(g->crl_dir);
 	for (int s = 0; g->in && s < g->n; s++) {
 		if (!g->in[s].slots)
 			continue;

@@ -27,6 +27,7 @@ struct registrar_cfg {
 	uint32_t signup_burst;          /* bucket size */
 	uint32_t expiry_warning_days;
 	const char *data_dir;           /* keeps <data_dir>/registration-code; NULL = memory only */
+	const char *crl_dir;            /* --crl-dir: CRL files imported when they appear; NULL = none */
 };
 
 /* What a shard asks of the registrar (struct xmsg.type on its ring; .p is

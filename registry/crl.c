@@ -78,23 +78,30 @@ static int find_each(void *ctx, const struct reg_ca *ca)
 
 /* ---- applying ---------------------------------------------------------- */
 
+/* A registered certificate revoked by the import, and its status before. */
+struct revoked {
+	uint8_t id[REG_ID_LEN];
+	enum reg_status old;
+};
+
 struct ids {
-	uint8_t (*v)[REG_ID_LEN];
+	struct revoked *v;
 	size_t n, cap;
 };
 
-static int ids_add(struct ids *s, const uint8_t id[REG_ID_LEN])
+static int ids_add(struct ids *s, const uint8_t id[REG_ID_LEN], enum reg_status old)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		void *v = realloc(s->v, cap * REG_ID_LEN);
+		void *v = realloc(s->v, cap * sizeof *s->v);
 
 		if (!v)
 			return -ENOMEM;
 		s->v = v;
 		s->cap = cap;
 	}
-	memcpy(s->v[s->n++], id, REG_ID_LEN);
+	memcpy(s->v[s->n].id, id, REG_ID_LEN);
+	s->v[s->n++].old = old;
 	return 0;
 }
 
@@ -122,7 +129,7 @@ static int apply(struct registrar *g, const struct tls_crl_info *crl,
 			res->already++;
 		} else if (live) {
 			res->revoked_registered++;
-			rc = ids_add(ids, d.id);
+			rc = ids_add(ids, d.id, d.status);
 			if (rc < 0)
 				break;
 		} else if (reg_dev_by_serial_mt(g->reg, res->ca_id, e.serial, e.serial_len, &d) == 0) {
@@ -211,9 +218,9 @@ int rg_crl_import(struct registrar *g, const uint8_t *data, size_t len,
 	for (size_t i = 0; i < ids.n; i++) {
 		struct reg_device d;
 
-		rg_notify_dev(g, ids.v[i]);
-		if (reg_dev_get_mt(g->reg, ids.v[i], &d) == 0)
-			rg_publish_dev(g, "status", &d, actor);
+		rg_notify_dev(g, ids.v[i].id);
+		if (reg_dev_get_mt(g->reg, ids.v[i].id, &d) == 0)
+			rg_publish_status(g, &d, ids.v[i].old, actor);
 	}
 	if (rc == 0)
 		log_info("crl: \"%s\": %u listed, %u registered certificates revoked, %u unseen serials blocked, %u already revoked (%s)",

@@ -47,6 +47,8 @@ struct vouch_config {
 	char admin_token_file[PATH_MAX];
 	uint32_t expiry_warning_days;
 	char crl_dir[PATH_MAX];        /* --crl-dir: "" = none (registry/crl.c) */
+	char issuing_ca[PATH_MAX];     /* provisioning by CSR (registry/provision.c) */
+	char issuing_key[PATH_MAX];
 };
 
 #endif

@@ -42,6 +42,8 @@ static const struct opt opts[] = {
 	{ "admin-token-file", K_STR, O(admin_token_file), sizeof(((struct vouch_config *)0)->admin_token_file), 0, 0, "FILE", "bearer tokens the admin API requires, one per line (name:token)" },
 	{ "expiry-warning-days", K_U32, O(expiry_warning_days), 0, 1, 3650, "DAYS", "days before expiry that certificates are reported as expiring (default 30)" },
 	{ "crl-dir", K_STR, O(crl_dir), sizeof(((struct vouch_config *)0)->crl_dir), 0, 0, "DIR", "import CRL files (PEM or DER) dropped in DIR, checked against their CA" },
+	{ "issuing-ca", K_STR, O(issuing_ca), sizeof(((struct vouch_config *)0)->issuing_ca), 0, 0, "FILE", "CA certificate (PEM, a registered CA) that signs certificates for $SYS/provisioning/create-from-csr" },
+	{ "issuing-key", K_STR, O(issuing_key), sizeof(((struct vouch_config *)0)->issuing_key), 0, 0, "FILE", "private key (PEM) of --issuing-ca" },
 	{ "shards", K_U32, O(shards), 0, 1, VOUCH_MAX_SHARDS, "N", "shard threads, one per core (default: online CPUs)" },
 	{ "max-connections", K_U32, O(max_connections), 0, 1, 10000000, "N", "connections broker-wide (default 100000)" },
 	{ "max-packet-size", K_U32, O(max_packet_size), 0, 64, 268435455, "BYTES", "largest packet accepted or sent (default 1048576)" },

@@ -103,6 +103,8 @@ int main(int argc, char **argv)
 		.expiry_warning_days = cfg.expiry_warning_days,
 		.data_dir = cfg.data_dir,
 		.crl_dir = cfg.crl_dir[0] ? cfg.crl_dir : NULL,
+		.issuing_ca = cfg.issuing_ca[0] ? cfg.issuing_ca : NULL,
+		.issuing_key = cfg.issuing_key[0] ? cfg.issuing_key : NULL,
 	};
 	if (registrar_start(&app.registrar, app.reg, &rt, app.tls, &rcfg, err, sizeof err) != 0) {
 		fprintf(stderr, "vouchd: %s\n", err);

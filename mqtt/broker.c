@@ -392,6 +392,14 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 				 "payload is not UTF-8");
 		return;
 	}
+	if (provision_is_topic(topic, tlen)) {    /* mqtt/provision.c */
+		uint8_t prc = provision_request(bs, mc, pp);
+
+		if (pp->qos)
+			send_ack(sh, mc, ack, pp->packet_id, mc->version == MQTT_V5 ? prc : 0,
+				 prc ? "provisioning request refused" : NULL);
+		return;
+	}
 	if (is_sys_topic(topic, tlen)) {
 		if (pp->qos)
 			send_ack(sh, mc, ack, pp->packet_id,

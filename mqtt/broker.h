@@ -95,6 +95,14 @@ bool identity_known_mt(void *ctx, const uint8_t cert_id[32]);
 /* Registrar messages: signup answers, status notices, $SYS events. */
 void identity_on_xmsg(struct bshard *bs, const struct xmsg *m);
 
+/* ---- provision.c ---- */
+/* Whether a PUBLISH topic is $SYS/provisioning/create-from-csr. */
+bool provision_is_topic(const uint8_t *t, size_t len);
+/* Hand a provisioning request to the registrar: 0 when taken, else the
+ * reason code for the PUBACK/PUBREC (the answer comes on the response
+ * topic). */
+uint8_t provision_request(struct bshard *bs, struct mconn *mc, const struct mqtt_publish *pp);
+
 /* ---- presence.c ---- */
 /* Tell the registrar that mc's client (client ID cid, len bytes) is
  * connected (reason 0) or that its connection ended (enum

@@ -276,7 +276,13 @@ void identity_on_xmsg(struct bshard *bs, const struct xmsg *m)
 	}
 	case RX_EVENT: {
 		struct reg_event_msg *ev = m->p;
-		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, ev->topic_len, NULL,
+		struct mqtt_props pr = { 0 };   /* an answer's correlation data */
+		if (ev->corr_len) {
+			MQTT_SET(&pr, MQTT_PROP_CORRELATION_DATA);
+			pr.correlation_data.p = ev->corr;
+			pr.correlation_data.len = (uint16_t)ev->corr_len;
+		}
+		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, ev->topic_len, ev->corr_len ? &pr : NULL,
 					  (const uint8_t *)ev->json, ev->len, 0, false, 0, sh->now_ms);
 		if (v) {
 			route_publish(bs, v);

@@ -30,6 +30,7 @@ struct rg_presence;
 struct rg_expiry;
 struct reg_device;
 struct rg_crl_dir;
+struct rg_provision;
 
 /* A FIFO of messages a shard's ring had no room for (order preserved). */
 struct rg_backlog {
@@ -66,6 +67,7 @@ struct registrar {
 	struct rg_backlog *out; /* per shard */
 	struct admin *admin;
 	struct rg_crl_dir *crl_dir;     /* --crl-dir watcher (registry/crl.c), or NULL */
+	struct rg_provision *prov;      /* provisioning by CSR (registry/provision.c) */
 	char *data_dir;         /* NULL: the registration code is not kept */
 	char code[RG_CODE_LEN + 1];
 	struct rg_stats stats;
@@ -113,6 +115,11 @@ void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN]);
 /* Publish `json` (NUL-terminated) on `topic` through shard 0. Registrar
  * thread. Dropped only when there are no shards. */
 void rg_publish(struct registrar *g, const char *topic, const char *json);
+
+/* The same with v5 correlation data (corr_len bytes; an answer to a
+ * request that gave a response topic). */
+void rg_publish_corr(struct registrar *g, const char *topic, const char *json,
+		     const uint8_t *corr, size_t corr_len);
 
 /* Publish a device certificate's lifecycle event `kind` ("registered",
  * "status", "deleted") under $SYS/certificates/<kind>/<CA ID>. d is the

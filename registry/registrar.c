@@ -35,6 +35,7 @@
 #include "core/spsc.h"
 #include "registry/admin.h"
 #include "registry/crl.h"
+#include "registry/provision.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -196,12 +197,19 @@ void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN])
 /* See registry/registrar-int.h. */
 void rg_publish(struct registrar *g, const char *topic, const char *json)
 {
+	rg_publish_corr(g, topic, json, NULL, 0);
+}
+
+/* See registry/registrar-int.h. */
+void rg_publish_corr(struct registrar *g, const char *topic, const char *json,
+		     const uint8_t *corr, size_t corr_len)
+{
 	size_t tl = strlen(topic), jl = strlen(json);
 	struct reg_event_msg *ev;
 
-	if (g->n == 0 || tl > UINT16_MAX || jl > UINT32_MAX - 1)
+	if (g->n == 0 || tl > UINT16_MAX || jl > UINT32_MAX - 1 || corr_len > UINT16_MAX)
 		return;
-	ev = alloc_wait(g, sizeof *ev + tl + 1 + jl + 1);
+	ev = alloc_wait(g, sizeof *ev + tl + 1 + jl + 1 + corr_len);
 	if (!ev)
 		return;
 	memcpy(ev->data, topic, tl + 1);
@@ -210,6 +218,12 @@ void rg_publish(struct registrar *g, const char *topic, const char *json)
 	ev->topic_len = (uint32_t)tl;
 	ev->json = ev->data + tl + 1;
 	ev->len = (uint32_t)jl;
+	ev->corr = NULL;
+	ev->corr_len = (uint32_t)corr_len;
+	if (corr_len) {
+		memcpy(ev->data + tl + 1 + jl + 1, corr, corr_len);
+		ev->corr = (const uint8_t *)ev->data + tl + 1 + jl + 1;
+	}
 	post(g, 0, &(struct xmsg){ .type = RX_EVENT, .p = ev });
 }
 
@@ -611,6 +625,9 @@ static void rg_request(struct registrar *g, int shard, const struct xmsg *m)
 	case RQ_PRESENCE:
 		rg_presence(g, m->p);
 		break;
+	case RQ_PROVISION:      /* registry/provision.c */
+		rg_provision(g, m->p);
+		break;
 	default:
 		log_warn("registrar: request type %u from shard %d ignored", m->type, shard);
 		free(m->p);
@@ -711,6 +728,9 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	rc = admin_start(&g->admin, g, cfg, err, errlen);
 	if (rc)
 		goto fail;
+	rc = rg_provision_init(&g->prov, cfg->issuing_ca, cfg->issuing_key, err, errlen);
+	if (rc)
+		goto fail;
 	if (cfg->crl_dir && cfg->crl_dir[0]) {
 		rc = rg_crl_dir_open(&g->crl_dir, cfg->crl_dir, err, errlen);
 		if (rc)
@@ -736,6 +756,7 @@ void registrar_free(struct registrar *g)
 		return;
 	admin_stop(g->admin);
 	rg_crl_dir_free(g->crl_dir);
+	rg_provision_free(g->prov);
 	for (int s = 0; g->in && s < g->n; s++) {
 		if (!g->in[s].slots)
 			continue;

@@ -28,6 +28,8 @@ struct registrar_cfg {
 	uint32_t expiry_warning_days;
 	const char *data_dir;           /* keeps <data_dir>/registration-code; NULL = memory only */
 	const char *crl_dir;            /* --crl-dir: CRL files imported when they appear; NULL = none */
+	const char *issuing_ca;         /* --issuing-ca / --issuing-key: provisioning by CSR */
+	const char *issuing_key;        /* (registry/provision.c); NULL = off */
 };
 
 /* What a shard asks of the registrar (struct xmsg.type on its ring; .p is
@@ -35,7 +37,7 @@ struct registrar_cfg {
 enum rg_req {
 	RQ_SIGNUP = 1,          /* p = struct signup_req */
 	RQ_PRESENCE,            /* p = struct presence_msg */
-	RQ_PROVISION,           /* p = provisioning request (registry/provision.c) */
+	RQ_PROVISION,           /* p = struct provision_req (registry/provision.h) */
 };
 
 /* A shard asks for the automatic registration of an unknown certificate
@@ -106,6 +108,8 @@ struct reg_event_msg {
 	const char *json;
 	uint32_t topic_len;
 	uint32_t len;                   /* of json */
+	const uint8_t *corr;            /* v5 correlation data (answers), or NULL */
+	uint32_t corr_len;
 	char data[];
 };
 

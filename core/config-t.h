@@ -46,6 +46,9 @@ struct vouch_config {
 	char admin_listen[80];         /* "" = no admin API */
 	char admin_token_file[PATH_MAX];
 	uint32_t expiry_warning_days;
+	/* authorization (docs/policies.md) */
+	bool plain_role_admin;         /* --plain-role admin */
+	uint32_t deny_subscribe_code;  /* SUBACK code of a refused v5 subscription */
 };
 
 #endif

@@ -273,13 +273,18 @@ static bool admin_topic(const char *t, size_t len)
 	return false;
 }
 
-/* Deny wins; nothing allowed unless a statement allows it. */
+/* Deny wins; nothing allowed unless a statement allows it. A topic denied
+ * to subscribe to is not received either: a wider subscription that was
+ * allowed does not deliver it. */
 static bool eval(const struct pol_compiled *c, uint8_t action, const char *t, size_t len)
 {
+	uint8_t deny_mask = action == POL_RECEIVE ? (POL_RECEIVE | POL_SUBSCRIBE) : action;
+
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct pol_cstmt *s = &c->st[i];
 
-		if ((s->actions & action) && pol_covers(s->filter, s->len, t, len))
+		if ((s->actions & (s->deny ? deny_mask : action)) &&
+		    pol_covers(s->filter, s->len, t, len))
 			return !s->deny;        /* denies come first */
 	}
 	return false;
@@ -350,18 +355,20 @@ int pol_sub_decide(const struct pol_conn *pc, const char *f, size_t len)
 	for (uint32_t i = 0; i < pc->c->n; i++) {
 		const struct pol_cstmt *s = &pc->c->st[i];
 
-		if (s->actions & POL_SUBSCRIBE) {
-			if (s->deny && pol_overlaps(s->filter, s->len, f, len))
+		if (s->deny) {
+			/* inside a denied filter: refused; sharing topics
+			 * with one: allowed, those topics not delivered */
+			if ((s->actions & POL_SUBSCRIBE) && pol_covers(s->filter, s->len, f, len))
 				return -1;
-			if (!s->deny && pol_covers(s->filter, s->len, f, len))
-				allowed = true;
-		}
-		if (s->actions & POL_RECEIVE) {
-			if (s->deny && pol_overlaps(s->filter, s->len, f, len))
+			if ((s->actions & (POL_SUBSCRIBE | POL_RECEIVE)) &&
+			    pol_overlaps(s->filter, s->len, f, len))
 				recv_deny = true;
-			if (!s->deny && pol_covers(s->filter, s->len, f, len))
-				recv_all = true;
+			continue;
 		}
+		if ((s->actions & POL_SUBSCRIBE) && pol_covers(s->filter, s->len, f, len))
+			allowed = true;
+		if ((s->actions & POL_RECEIVE) && pol_covers(s->filter, s->len, f, len))
+			recv_all = true;
 	}
 	if (!allowed)
 		return -1;

@@ -11,7 +11,8 @@
  *   - a policy: nothing is allowed unless an allow statement matches and no
  *     deny statement does (deny wins). Publish and receive match the topic;
  *     a subscription is allowed when one allow statement's filter contains
- *     every topic it can match and no deny statement's filter shares one;
+ *     every topic it can match and no deny statement's filter contains it;
+ *     topics denied to subscribe to are not received through a wider one;
  *   - $SYS: only $SYS/provisioning/... may be published to, and only when a
  *     policy allows it.
  * Every function runs on the thread of the shard owning the session.

@@ -24,6 +24,7 @@
 #define RG_CODE_FILE    "registration-code"
 
 struct admin;
+struct pol_store;
 
 /* A FIFO of messages a shard's ring had no room for (order preserved). */
 struct rg_backlog {
@@ -59,6 +60,7 @@ struct registrar {
 	struct reg_limiter lim;
 	struct rg_backlog *out; /* per shard */
 	struct admin *admin;
+	struct pol_store *pol;  /* authorization policies (registry/policies.c) */
 	char *data_dir;         /* NULL: the registration code is not kept */
 	char code[RG_CODE_LEN + 1];
 	struct rg_stats stats;

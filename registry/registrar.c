@@ -34,6 +34,7 @@
 #include "core/shard.h"
 #include "core/spsc.h"
 #include "registry/admin.h"
+#include "registry/policies.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -65,6 +66,9 @@ static void free_payload(const struct xmsg *m)
 	case RX_CA_STATUS:
 	case RX_EVENT:
 		free(m->p);
+		break;
+	case RX_POLICY:
+		pol_set_unref_mt(m->p);
 		break;
 	default:
 		break;
@@ -188,6 +192,15 @@ void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN])
 	if (reg_ca_get_mt(g->reg, id, &ca) == 0)
 		nt.status = ca.status;
 	notify(g, RX_CA_STATUS, &nt);
+}
+
+/* See registry/policies.h. */
+void rg_notify_policy(struct registrar *g)
+{
+	for (int s = 0; s < g->n; s++) {
+		pol_set_ref_mt(g->pol->cur);
+		post(g, s, &(struct xmsg){ .type = RX_POLICY, .p = g->pol->cur });
+	}
 }
 
 /* See registry/registrar-int.h. */
@@ -644,6 +657,9 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	rc = code_load(g, err, errlen);
 	if (rc)
 		goto fail;
+	rc = pol_store_open(&g->pol, cfg->data_dir, err, errlen);
+	if (rc)
+		goto fail;
 	rc = admin_start(&g->admin, g, cfg, err, errlen);
 	if (rc)
 		goto fail;
@@ -685,6 +701,7 @@ void registrar_free(struct registrar *g)
 	if (g->efd >= 0)
 		close(g->efd);
 	free(g->data_dir);
+	pol_store_close(g->pol);
 	free(g);
 }
 

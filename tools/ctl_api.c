@@ -848,3 +848,12 @@ static const struct ctl_cmd *find_cmd(const struct ctl_ctx *ctx)
 			return t;
 	return NULL;
 }
+
+/* See tools/ctl.h (for groups defined in other files, e.g. `policy`). */
+int ctl_api_call(struct ctl_ctx *ctx, const char *url, const char *token_file,
+		 const char *method, const char *path, json_t *body, json_t **out)
+{
+	struct api_args a = { .url = url, .token_file = token_file };
+
+	return api(ctx, &a, method, path, body, out);
+}

@@ -22,6 +22,7 @@
 /* Built-in groups. The admin API groups come from ctl_api_groups[]. */
 static const struct ctl_group *const builtin_groups[] = {
 	&ctl_pki_group,
+	&ctl_policy_group,      /* tools/ctl_policy.c */
 	NULL,
 };
 

@@ -49,6 +49,9 @@ struct vouch_config {
 	char crl_dir[PATH_MAX];        /* --crl-dir: "" = none (registry/crl.c) */
 	char issuing_ca[PATH_MAX];     /* provisioning by CSR (registry/provision.c) */
 	char issuing_key[PATH_MAX];
+	/* authorization (docs/policies.md) */
+	bool plain_role_admin;         /* --plain-role admin */
+	uint32_t deny_subscribe_code;  /* SUBACK code of a refused v5 subscription */
 };
 
 #endif

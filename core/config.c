@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/log.h"
 
-enum opt_kind { K_U32, K_LISTEN, K_TLS_LISTEN, K_BOOL, K_FLAG, K_STR, K_LOG, K_COMPAT, K_CONFIG, K_HELP };
+enum opt_kind { K_U32, K_LISTEN, K_TLS_LISTEN, K_BOOL, K_FLAG, K_STR, K_LOG, K_COMPAT, K_CONFIG, K_HELP,
+		K_ROLE, K_DENYCODE };
 
 struct opt {
 	const char *name;
@@ -44,6 +46,9 @@ static const struct opt opts[] = {
 	{ "crl-dir", K_STR, O(crl_dir), sizeof(((struct vouch_config *)0)->crl_dir), 0, 0, "DIR", "import CRL files (PEM or DER) dropped in DIR, checked against their CA" },
 	{ "issuing-ca", K_STR, O(issuing_ca), sizeof(((struct vouch_config *)0)->issuing_ca), 0, 0, "FILE", "CA certificate (PEM, a registered CA) that signs certificates for $SYS/provisioning/create-from-csr" },
 	{ "issuing-key", K_STR, O(issuing_key), sizeof(((struct vouch_config *)0)->issuing_key), 0, 0, "FILE", "private key (PEM) of --issuing-ca" },
+	/* authorization policies (docs/policies.md) */
+	{ "plain-role", K_ROLE, O(plain_role_admin), 0, 0, 0, "device|admin", "role of connections without a certificate; admin may subscribe to $SYS/certificates/# and $SYS/presence/# (default device)" },
+	{ "deny-subscribe-code", K_DENYCODE, O(deny_subscribe_code), 0, 0, 0, "0x80|0x87", "SUBACK code of a subscription a policy refuses, MQTT 5 (default 0x80; v3.1.1 always 0x80)" },
 	{ "shards", K_U32, O(shards), 0, 1, VOUCH_MAX_SHARDS, "N", "shard threads, one per core (default: online CPUs)" },
 	{ "max-connections", K_U32, O(max_connections), 0, 1, 10000000, "N", "connections broker-wide (default 100000)" },
 	{ "max-packet-size", K_U32, O(max_packet_size), 0, 64, 268435455, "BYTES", "largest packet accepted or sent (default 1048576)" },
@@ -76,6 +81,7 @@ void config_defaults(struct vouch_config *c)
 	c->require_certificate = true;
 	c->signup_rate = 15;
 	c->expiry_warning_days = 30;
+	c->deny_subscribe_code = 0x80;
 	snprintf(c->admin_listen, sizeof c->admin_listen, "127.0.0.1:8081");
 	snprintf(c->data_dir, sizeof c->data_dir, "./vouch-data");
 }
@@ -207,6 +213,19 @@ static int apply(struct vouch_config *c, const struct opt *o, const char *val,
 		return config_load_file(c, val, err, errlen);
 	case K_HELP:
 		return 1;
+	case K_ROLE:
+		if (!val || (strcmp(val, "device") && strcmp(val, "admin")))
+			goto bad;
+		c->plain_role_admin = strcmp(val, "admin") == 0;
+		return 0;
+	case K_DENYCODE:
+		if (val && (!strcasecmp(val, "0x80") || !strcmp(val, "128")))
+			c->deny_subscribe_code = 0x80;
+		else if (val && (!strcasecmp(val, "0x87") || !strcmp(val, "135")))
+			c->deny_subscribe_code = 0x87;
+		else
+			goto bad;
+		return 0;
 	}
 bad:
 	snprintf(err, errlen, "vouchd: --%s: invalid value '%s'", o->name, val ? val : "");

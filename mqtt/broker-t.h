@@ -12,9 +12,11 @@
 #include "core/hmap.h"
 #include "core/shard-t.h"
 #include "mqtt/codec-t.h"
+#include "mqtt/policy-t.h"
 
 struct tt_tree;
 struct rt_store;
+struct pol_set;
 
 /*
  * A message as published: topic, the v5 properties that travel with it
@@ -104,6 +106,7 @@ struct session {
 	int32_t agg_index;
 	bool pump_listed;          /* on the shard's pump list */
 	struct session *pump_next;
+	struct pol_conn pol;       /* authorization (mqtt/policy.c) */
 };
 
 /* Per-connection MQTT state (c->upper). */
@@ -203,6 +206,7 @@ struct bshard {
 	struct session *pump_head;
 	uint64_t last_sys_ms;
 	struct fp_cache *fp;       /* certificate fingerprint cache */
+	struct pol_set *pol_set;   /* policies and attachments (one reference) */
 };
 
 /* Cross-shard message types (struct xmsg.type). */

@@ -14,6 +14,7 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/policy.h"
 #include "mqtt/retain.h"
 #include "mqtt/topic_tree.h"
 #include "registry/cache.h"
@@ -258,6 +259,7 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 		mc->server_alias_max = 0;
 	}
 	session_will_from_connect(bs, s, cp);
+	policy_connect(bs, mc, s, present);
 
 	struct mqtt_packet p;
 	memset(&p, 0, sizeof p);
@@ -392,7 +394,18 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 				 "payload is not UTF-8");
 		return;
 	}
-	if (provision_is_topic(topic, tlen)) {    /* mqtt/provision.c */
+	/* Authorization (mqtt/policy.c). v5: PUBACK/PUBREC 0x87. v3.1.1 has
+	 * no negative acknowledgement: QoS 1/2 are acknowledged as usual
+	 * (QoS 2 completes its PUBREL/PUBCOMP) and nothing is delivered. */
+	bool allowed = policy_may_publish(mc, topic, tlen);
+	if (!allowed && (mc->version == MQTT_V5 || pp->qos == 0)) {
+		if (pp->qos)
+			send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_NOT_AUTHORIZED,
+				 is_sys_topic(topic, tlen) ? "$SYS topics are the broker's"
+							   : "not authorized by policy");
+		return;
+	}
+	if (allowed && provision_is_topic(topic, tlen)) {    /* mqtt/provision.c */
 		uint8_t prc = provision_request(bs, mc, pp);
 
 		if (pp->qos)
@@ -400,22 +413,18 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 				 prc ? "provisioning request refused" : NULL);
 		return;
 	}
-	if (is_sys_topic(topic, tlen)) {
-		if (pp->qos)
-			send_ack(sh, mc, ack, pp->packet_id,
-				 mc->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0,
-				 "$SYS topics are the broker's");
-		return;
+	if (allowed) {
+		struct vmsg *m = vmsg_new(topic, tlen, mc->version == MQTT_V5 ? &pp->props : NULL,
+					  pp->payload, pp->payload_len, pp->qos, pp->retain, s->sid,
+					  sh->now_ms);
+		if (!m) {
+			if (pp->qos)
+				send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_UNSPECIFIED, "out of memory");
+			return;
+		}
+		route_publish(bs, m);
+		vmsg_unref_mt(m);
 	}
-	struct vmsg *m = vmsg_new(topic, tlen, mc->version == MQTT_V5 ? &pp->props : NULL,
-				  pp->payload, pp->payload_len, pp->qos, pp->retain, s->sid, sh->now_ms);
-	if (!m) {
-		if (pp->qos)
-			send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_UNSPECIFIED, "out of memory");
-		return;
-	}
-	route_publish(bs, m);
-	vmsg_unref_mt(m);
 	if (pp->qos == 1) {
 		send_ack(sh, mc, MQTT_PUBACK, pp->packet_id, 0, NULL);
 	} else if (pp->qos == 2) {
@@ -480,15 +489,24 @@ static void handle_subscribe(struct shard *sh, struct mconn *mc, const struct mq
 			protocol_error(sh, mc, MQTT_RC_PROTOCOL_ERROR, "no-local on a shared subscription");
 			return;
 		}
+		/* authorization: refused, or allowed with or without a
+		 * per-message receive check (mqtt/policy.c) */
+		int pd = shared < 0 ? 0 : policy_sub_check(mc, f.p, f.len);
+		if (pd < 0) {
+			codes[i++] = mc->version == MQTT_V5 ? (uint8_t)sh->cfg->deny_subscribe_code
+							    : MQTT_RC_UNSPECIFIED;
+			continue;
+		}
 		int rc = shared < 0 ? -EINVAL
-				    : route_subscribe(bs, s, (const char *)f.p, f.len, opts, sub_id);
+				    : route_subscribe(bs, s, (const char *)f.p, f.len,
+						      (uint8_t)(opts | pd), sub_id);
 		if (rc == -EINVAL)
 			codes[i] = MQTT_RC_TOPIC_FILTER_INVALID;
 		else if (rc < 0)
 			codes[i] = MQTT_RC_UNSPECIFIED;
 		else {
 			codes[i] = MQTT_SUBOPT_QOS(opts);
-			flags[i] = (uint8_t)(rc | (shared == 1 ? 0x80 : 0));
+			flags[i] = (uint8_t)(rc | (shared == 1 ? 0x80 : 0) | pd);
 		}
 		i++;
 	}
@@ -509,7 +527,8 @@ static void handle_subscribe(struct shard *sh, struct mconn *mc, const struct mq
 			opts &= 0x03;
 		uint8_t rh = MQTT_SUBOPT_RETAIN_HANDLING(opts);
 		if (rh == 0 || (rh == 1 && (flags[k] & TT_CREATED)))
-			route_retained(bs, s, (const char *)f.p, f.len, opts, sub_id);
+			route_retained(bs, s, (const char *)f.p, f.len,
+				       (uint8_t)(opts | (flags[k] & POL_SUB_RECV_CHECK)), sub_id);
 	}
 	free(codes);
 	free(flags);
@@ -821,6 +840,10 @@ static void on_xmsg(struct shard *sh, const struct xmsg *m)
 		free(x);
 		return;
 	}
+	if (m->type == RX_POLICY) {
+		policy_on_xmsg(bsh(sh), m);
+		return;
+	}
 	if (m->type >= RX_SIGNUP_DONE) {
 		identity_on_xmsg(bsh(sh), m);
 		return;
@@ -847,6 +870,7 @@ static void on_start(struct shard *sh)
 		abort();
 	sh->upper = bs;
 	identity_shard_start(bs);
+	policy_shard_start(bs);
 	if (sh->id == 0) {
 		sys_tick(bs);
 		shard_timer(sh, sh->now_ms + (uint64_t)sh->cfg->sys_interval * 1000u, BT_SYS, 0, 0);
@@ -872,6 +896,7 @@ static void on_stop(struct shard *sh)
 		free(s->qos2_in);
 		if (s->will)
 			vmsg_unref_mt(s->will);
+		pol_conn_clear(&s->pol);
 		free(s->client_id);
 		free(s);
 	}
@@ -886,6 +911,7 @@ static void on_stop(struct shard *sh)
 	free(bs->route_keys);
 	fp_free(bs->fp);
 	free(bs->fp);
+	policy_shard_stop(bs);
 	free(bs);
 	sh->upper = NULL;
 	tls_thread_exit(); /* wolfCrypt's per-thread caches */

@@ -21,8 +21,10 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/policy.h"
 #include "mqtt/retain.h"
 #include "mqtt/topic_tree.h"
+#include "registry/policies.h"
 #include "registry/registrar.h"
 
 static void *shard_token(int id) { return (void *)(uintptr_t)(id + 1); }
@@ -211,6 +213,11 @@ static void on_local_sub(void *ctx, const struct tt_sub *e)
 	/* [MQTT-3.8.3-3] no-local: not back to the publishing session */
 	if ((e->options & MQTT_SUBOPT_NO_LOCAL) && s->sid == m->origin)
 		return;
+	/* only subscriptions that can match a topic the session may not
+	 * receive are checked per message (mqtt/policy.c) */
+	if ((e->options & POL_SUB_RECV_CHECK) &&
+	    !pol_may_receive(&s->pol, (const char *)vmsg_topic(m), m->topic_len))
+		return;
 	struct agg *a = agg_slot(bs, s);
 	if (!a)
 		return;
@@ -226,11 +233,19 @@ static void on_local_sub(void *ctx, const struct tt_sub *e)
 		a->sub_ids[a->n_sub_ids++] = e->sub_id;
 }
 
+/* A member that may not receive the topic is never picked. */
+static bool skip_denied(void *ctx, const struct tt_sub *e)
+{
+	struct vmsg *m = ctx;
+	struct session *s = e->owner;
+	return (e->options & POL_SUB_RECV_CHECK) &&
+	       !pol_may_receive(&s->pol, (const char *)vmsg_topic(m), m->topic_len);
+}
+
 static bool skip_offline(void *ctx, const struct tt_sub *e)
 {
-	(void)ctx;
 	const struct session *s = e->owner;
-	return !s->mc;
+	return !s->mc || skip_denied(ctx, e);
 }
 
 static void on_local_group(void *ctx, struct tt_group *g)
@@ -243,12 +258,12 @@ static void on_local_group(void *ctx, struct tt_group *g)
 			mine = true;
 	if (!mine)
 		return;
-	const struct tt_sub *e = tt_group_pick(g, skip_offline, NULL);
+	struct vmsg *m = bs->cur_msg;
+	const struct tt_sub *e = tt_group_pick(g, skip_offline, m);
 	if (!e)
-		e = tt_group_pick(g, NULL, NULL);
+		e = tt_group_pick(g, skip_denied, m);
 	if (!e)
 		return;
-	struct vmsg *m = bs->cur_msg;
 	uint8_t q = MQTT_SUBOPT_QOS(e->options);
 	if (q > m->qos)
 		q = m->qos;
@@ -401,6 +416,9 @@ void route_retained(struct bshard *bs, struct session *s, const char *filter, ui
 	for (uint32_t i = 0; i < rc.n; i++) {
 		struct vmsg *m = rc.found[i];
 		uint8_t q = rc.qos < m->qos ? rc.qos : m->qos;
+		if ((options & POL_SUB_RECV_CHECK) &&
+		    !pol_may_receive(&s->pol, (const char *)vmsg_topic(m), m->topic_len))
+			continue;
 		/* [MQTT-3.3.1-9] retained on subscription: RETAIN set */
 		session_deliver(bs, s, m, q, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0);
 	}
@@ -452,6 +470,9 @@ void route_discard_xmsg(const struct xmsg *x)
 	case RX_CA_STATUS:
 	case RX_EVENT:
 		free(x->p);
+		break;
+	case RX_POLICY:
+		pol_set_unref_mt(x->p);
 		break;
 	case BX_HANDOFF: {
 		struct conn_xfer *cx = x->p;

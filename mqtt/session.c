@@ -14,6 +14,7 @@
 
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
+#include "mqtt/policy.h"
 #include "mqtt/topic_tree.h"
 
 /* Output bytes above which new deliveries wait in the session queue. */
@@ -399,7 +400,9 @@ void session_publish_will(struct bshard *bs, struct session *s)
 	s->will_at_ms = 0;
 	if (!w)
 		return;
-	route_publish(bs, w);
+	/* a will is the session's publish: the same policy applies */
+	if (pol_may_publish(&s->pol, (const char *)vmsg_topic(w), w->topic_len))
+		route_publish(bs, w);
 	vmsg_unref_mt(w);
 }
 
@@ -427,6 +430,7 @@ void session_end(struct bshard *bs, struct session *s)
 	hmap_del(&bs->sessions, s);
 	bs->sess_slots[s->slot] = NULL;
 	bs->sess_free[bs->n_sess_free++] = s->slot;
+	pol_conn_clear(&s->pol);
 	free(s->client_id);
 	free(s);
 }

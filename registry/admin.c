@@ -29,6 +29,7 @@
 
 #include "core/log.h"
 #include "registry/admin_crl.h"
+#include "registry/policies.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -1211,6 +1212,11 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 	if (n == 0)
 		return fail(out, 404, "not_found", "no such path: %s", rq->path);
 
+	/* authorization policies: registry/policy_api.c */
+	if (!strcmp(seg[0], "policies") ||
+	    (n == 3 && !strcmp(seg[2], "policy") &&
+	     (!strcmp(seg[0], "cas") || !strcmp(seg[0], "certificates"))))
+		return pol_admin_handle(a->g, rq, seg, n, &by, out);
 	if (!strcmp(seg[0], "registration-code") && n == 1) {
 		if (is_action(rq, "GET"))
 			return code_get(a, out);

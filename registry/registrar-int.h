@@ -31,6 +31,7 @@ struct rg_expiry;
 struct reg_device;
 struct rg_crl_dir;
 struct rg_provision;
+struct pol_store;
 
 /* A FIFO of messages a shard's ring had no room for (order preserved). */
 struct rg_backlog {
@@ -68,6 +69,7 @@ struct registrar {
 	struct admin *admin;
 	struct rg_crl_dir *crl_dir;     /* --crl-dir watcher (registry/crl.c), or NULL */
 	struct rg_provision *prov;      /* provisioning by CSR (registry/provision.c) */
+	struct pol_store *pol;  /* authorization policies (registry/policies.c) */
 	char *data_dir;         /* NULL: the registration code is not kept */
 	char code[RG_CODE_LEN + 1];
 	struct rg_stats stats;

@@ -35,6 +35,7 @@
 #include "core/spsc.h"
 #include "registry/admin.h"
 #include "registry/crl.h"
+#include "registry/policies.h"
 #include "registry/provision.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
@@ -67,6 +68,9 @@ static void free_payload(const struct xmsg *m)
 	case RX_CA_STATUS:
 	case RX_EVENT:
 		free(m->p);
+		break;
+	case RX_POLICY:
+		pol_set_unref_mt(m->p);
 		break;
 	default:
 		break;
@@ -192,6 +196,15 @@ void rg_notify_ca(struct registrar *g, const uint8_t id[REG_ID_LEN])
 	if (reg_ca_get_mt(g->reg, id, &ca) == 0)
 		nt.status = ca.status;
 	notify(g, RX_CA_STATUS, &nt);
+}
+
+/* See registry/policies.h. */
+void rg_notify_policy(struct registrar *g)
+{
+	for (int s = 0; s < g->n; s++) {
+		pol_set_ref_mt(g->pol->cur);
+		post(g, s, &(struct xmsg){ .type = RX_POLICY, .p = g->pol->cur });
+	}
 }
 
 /* See registry/registrar-int.h. */
@@ -725,6 +738,9 @@ int registrar_init(struct registrar **out, struct registry *reg,
 		goto fail;
 	if (rg_expiry_init(g, cfg->expiry_warning_days) != 0)
 		goto nomem;
+	rc = pol_store_open(&g->pol, cfg->data_dir, err, errlen);
+	if (rc)
+		goto fail;
 	rc = admin_start(&g->admin, g, cfg, err, errlen);
 	if (rc)
 		goto fail;
@@ -778,6 +794,7 @@ void registrar_free(struct registrar *g)
 	free(g->data_dir);
 	rg_presence_free(g);
 	rg_expiry_free(g);
+	pol_store_close(g->pol);
 	free(g);
 }
 

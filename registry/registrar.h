@@ -84,6 +84,7 @@ enum reg_xmsg {
 	RX_CERT_STATUS,         /* p = struct reg_notice * (one per shard, freed by it) */
 	RX_CA_STATUS,           /* p = struct reg_notice * */
 	RX_EVENT,               /* p = struct reg_event_msg * (shard 0 only): publish on $SYS */
+	RX_POLICY = 120,        /* p = struct pol_set * (one reference per shard): policies changed */
 };
 
 enum signup_outcome {

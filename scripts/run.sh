@@ -21,7 +21,8 @@ if [ ! -f "$D/demo/ca.crt" ]; then
 	done
 fi
 "$B/vouchd" --listen 0.0.0.0:1883 --tls-listen 0.0.0.0:8883 --data-dir "$D" \
-	--cert "$D/demo/server.crt" --key "$D/demo/server.key" --admin-listen "$ADMIN" &
+	--cert "$D/demo/server.crt" --key "$D/demo/server.key" --admin-listen "$ADMIN" \
+	--plain-role admin &	# a demo: plain-TCP watchers see $SYS/certificates and $SYS/presence
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
 ok=""

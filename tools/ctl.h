@@ -52,16 +52,16 @@ struct ctl_group {
 
 extern const struct ctl_group ctl_pki_group;
 extern const struct ctl_group ctl_crl_group;    /* tools/ctl_crl.c */
+extern const struct ctl_group ctl_policy_group;   /* tools/ctl_policy.c */
 
 /*
- * ctl_api_request - one admin API call (tools/ctl_api.c): `method` on
- * `path` ("/api/v1/..."), with `body` (taken; may be NULL) as JSON. url and
- * token_file may be NULL for $VOUCH_URL / $VOUCH_TOKEN_FILE and the
- * defaults. CTL_OK with *out the answer; else the error is printed
- * (ctl_fail) and CTL_ERR returned.
+ * ctl_api_call - one admin API call (tools/ctl_api.c): url and token_file
+ * may be NULL ($VOUCH_URL / $VOUCH_TOKEN_FILE / the default). body (may be
+ * NULL) is taken. CTL_OK with the parsed answer in *out (the caller's
+ * reference), or CTL_ERR after printing the server's message.
  */
-int ctl_api_request(struct ctl_ctx *ctx, const char *url, const char *token_file,
-		    const char *method, const char *path, json_t *body, json_t **out);
+int ctl_api_call(struct ctl_ctx *ctx, const char *url, const char *token_file,
+		 const char *method, const char *path, json_t *body, json_t **out);
 
 /* Admin API groups, NULL-terminated; weak: absent until someone adds them. */
 extern const struct ctl_group *const ctl_api_groups[] __attribute__((weak));

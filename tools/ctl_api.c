@@ -849,14 +849,11 @@ static const struct ctl_cmd *find_cmd(const struct ctl_ctx *ctx)
 	return NULL;
 }
 
-/* See tools/ctl.h: the HTTP client for groups in other files (ctl_crl.c). */
-int ctl_api_request(struct ctl_ctx *ctx, const char *url, const char *token_file,
-		    const char *method, const char *path, json_t *body, json_t **out)
+/* See tools/ctl.h (for groups defined in other files, `policy`, `crl`). */
+int ctl_api_call(struct ctl_ctx *ctx, const char *url, const char *token_file,
+		 const char *method, const char *path, json_t *body, json_t **out)
 {
-	struct api_args a;
+	struct api_args a = { .url = url, .token_file = token_file };
 
-	memset(&a, 0, sizeof a);
-	a.url = url;
-	a.token_file = token_file;
 	return api(ctx, &a, method, path, body, out);
 }

@@ -66,7 +66,7 @@ static int cmd_import(struct ctl_ctx *ctx, int argc, char **argv)
 	free(data);
 	if (!body)
 		return ctl_fail(ctx, "out of memory");
-	rc = ctl_api_request(ctx, url, tf, "POST", "/api/v1/crls", body, &ans);
+	rc = ctl_api_call(ctx, url, tf, "POST", "/api/v1/crls", body, &ans);
 	if (rc != CTL_OK)
 		return rc;
 	return ctl_emit(ctx, ans);

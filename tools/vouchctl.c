@@ -23,6 +23,7 @@
 static const struct ctl_group *const builtin_groups[] = {
 	&ctl_pki_group,
 	&ctl_crl_group,         /* tools/ctl_crl.c */
+	&ctl_policy_group,      /* tools/ctl_policy.c */
 	NULL,
 };
 

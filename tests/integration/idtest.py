@@ -328,7 +328,9 @@ class IdBroker(Broker):
 		ex = ["--tls-listen", "%s:%d" % (HOST, self.tls_port),
 		      "--cert", self.pki.path("server"),
 		      "--key", self.pki.path("server", "key"),
-		      "--admin-listen", "%s:%d" % (HOST, self.admin_port)]
+		      "--admin-listen", "%s:%d" % (HOST, self.admin_port),
+		      # plain-TCP clients of these tests watch $SYS/certificates/#
+		      "--plain-role", "admin"]
 		if self.data_dir:
 			ex += ["--data-dir", self.data_dir]
 		if self.rate is not None:

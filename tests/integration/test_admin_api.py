@@ -102,8 +102,9 @@ class AdminBroker:
 		self.tokfile = os.path.join(pki.dir, "tokens")
 		with open(self.tokfile, "w") as f:
 			f.write("# test tokens\nci:%s\n" % TOKEN)
+		# --plain-role admin: the plain-TCP watcher of $SYS/certificates/#
 		extra = ["--admin-listen", "%s:%d" % (HOST, self.admin_port),
-			 "--admin-token-file", self.tokfile]
+			 "--admin-token-file", self.tokfile, "--plain-role", "admin"]
 		if tls:
 			extra += ["--tls-listen", "%s:%d" % (HOST, self.tls_port),
 				  "--cert", pki.path("server"),

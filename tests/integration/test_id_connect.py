@@ -100,6 +100,24 @@ class IdConnectTest(unittest.TestCase):
 		self.closers.append(o.client)
 		return o.client
 
+	def admin_watcher(self, name, filt):
+		"""A device subscribed to an admin-only $SYS filter: its
+		certificate gets a policy with the admin role (docs/policies.md),
+		applied live to its connection."""
+		dev = self.dev(name)
+		c = self.tls(dev, self.cid(name, 0))
+		st, _ = self.api.call("POST", "/api/v1/policies", {
+			"name": "watcher", "admin": True, "statements": [{
+				"effect": "allow", "actions": ["subscribe", "receive"],
+				"topics": ["$SYS/#"]}]})
+		self.assertIn(st, (201, 409))
+		self.api.ok("POST", "/api/v1/policies/watcher/attach",
+			    {"certificateId": self.pki.cert_id(dev)})
+		ok = wait_until(lambda: c.subscribe(filt, expect_rcs=False).rcs == [0],
+				slow(3))
+		self.assertTrue(ok, "no admin role for the watcher")
+		return c
+
 	def attempt(self, name, client_id="", version=5, **kw):
 		return tls_attempt(self.broker.tls_port,
 				   tls_context(self.pki, name, **kw), client_id,
@@ -371,8 +389,7 @@ class IdConnectTest(unittest.TestCase):
 		"""The record of an automatic registration and the event on
 		$SYS/certificates/registered/<ca>, once."""
 		p, api = self.pki, self.api
-		watcher = self.tls(self.dev("watch"), self.cid("watch", 0))
-		watcher.subscribe("$SYS/certificates/registered/#", qos=0)
+		watcher = self.admin_watcher("watch", "$SYS/certificates/registered/#")
 		name = self.dev("auto", extra=["--o", "Acme", "--ou", "line-7"])
 		info = p.show(name)
 		cid = p.cert_id(name)
@@ -445,8 +462,7 @@ class IdConnectTest(unittest.TestCase):
 						 (name, v, o))
 			self.assertEqual(api.cert(p.cert_id(name))[
 				"caCertificateId"], ca_id)
-		watcher = self.tls(self.dev("w2"), self.cid("w2", 0))
-		watcher.subscribe("$SYS/certificates/registered/#")
+		watcher = self.admin_watcher("w2", "$SYS/certificates/registered/#")
 		name = self.dev("same")
 		cid = p.cert_id(name)
 		ctx = tls_context(p, name)

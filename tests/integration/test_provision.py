@@ -23,8 +23,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vouchtest import uniq, slow, mqtt  # noqa: E402
-from idtest import (Pki, IdBroker, TlsPaho, VOUCHCTL,  # noqa: E402
+from vouchtest import uniq, slow, mqtt, P_RESPONSE_TOPIC  # noqa: E402
+from idtest import (Pki, IdBroker, TlsPaho, TlsRaw, tls_context,  # noqa: E402
+		    VOUCHCTL,
 		    HAVE_CRYPTOGRAPHY, cert_id_of_pem)
 
 if HAVE_CRYPTOGRAPHY:
@@ -36,6 +37,17 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
 TOPIC = "$SYS/provisioning/create-from-csr"
+
+# What a claim certificate may do: ask for its certificate and read the
+# answer; nothing else (the CA default policy of the claim CA).
+CLAIM_POLICY = {
+	"name": "claim",
+	"statements": [
+		{"effect": "allow", "actions": ["publish"], "topics": [TOPIC]},
+		{"effect": "allow", "actions": ["subscribe", "receive"],
+		 "topics": ["devices/#", TOPIC + "/+/${clientid}"]},
+	],
+}
 
 
 def make_csr(pki, name, cn):
@@ -74,7 +86,12 @@ class ProvisionTest(unittest.TestCase):
 			cls.api = cls.broker.api
 			cls.fleet_id = cls.api.register_ca(p, "fleet", auto=False)[
 				"certificateId"]
-			cls.api.register_ca(p, "claimca")
+			claim_id = cls.api.register_ca(p, "claimca")["certificateId"]
+			cls.api.ok("POST", "/api/v1/policies", CLAIM_POLICY, want=(201,))
+			cls.api.ok("POST", "/api/v1/policies/claim/attach",
+				   {"caCertificateId": claim_id})
+			p.ca("other", "No Provisioning CA")
+			cls.api.register_ca(p, "other")
 		except BaseException:
 			cls.broker.stop()
 			p.cleanup()
@@ -245,6 +262,21 @@ class ProvisionTest(unittest.TestCase):
 		self.assertLessEqual(len(ok), self.BURST, answers)
 		self.assertEqual(over[0]["message"], "over the signup limit, retry")
 
+	def test_provisioning_needs_a_policy_grant(self):
+		"""A certificate whose policy does not grant the request topic
+		(here: no policy at all) is refused 0x87 and nothing is issued."""
+		p = self.pki
+		name = p.device("other", "%s-nogrant" % self.tag)
+		c = TlsRaw(self.broker.tls_port, tls_context(p, name))
+		self.closers.append(c)
+		c.connect("%s-nogrant" % self.tag)
+		before = len(self.api.certs("ca=" + self.fleet_id))
+		c.publish(TOPIC, make_csr(p, name + "-new", name), qos=1,
+			  props=[(P_RESPONSE_TOPIC, "devices/%s/x" % self.tag)],
+			  expect_rc=0x87)
+		time.sleep(slow(0.3))
+		self.assertEqual(len(self.api.certs("ca=" + self.fleet_id)), before)
+		self.assertTrue(c.is_open())
 
 if __name__ == "__main__":
 	unittest.main(verbosity=2)

@@ -164,6 +164,8 @@ struct shard_stats {
 	_Atomic uint64_t turns;
 	_Atomic uint64_t busy_us;
 	_Atomic uint64_t presence_dropped; /* presence events the registrar's ring refused */
+	_Atomic uint64_t fp_hits;     /* connect decisions answered by the fingerprint cache */
+	_Atomic uint64_t fp_misses;   /* ... that had to read the registry */
 };
 
 struct broker_rt;

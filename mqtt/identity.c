@@ -92,9 +92,17 @@ static int decide_known(struct bshard *bs, struct mconn *mc, const struct fp_ent
 	return ID_ACCEPTED;
 }
 
+/* Owner-only counter read by the metrics (relaxed, like struct shard_stats). */
+static void count_one(_Atomic uint64_t *v)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static const struct fp_entry *lookup(struct bshard *bs, const uint8_t id[32])
 {
 	const struct fp_entry *e = fp_get(bs->fp, id);
+	count_one(e ? &bs->sh->stats.fp_hits : &bs->sh->stats.fp_misses);
 	if (e)
 		return e;
 	struct reg_device d;

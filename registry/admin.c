@@ -12,7 +12,8 @@
  *
  * Answers are JSON; errors are {"error": "<code>", "message": "..."} with
  * 400 (bad JSON or field), 401 (token), 404 (path or ID), 405 (method),
- * 409 (a state rule), 413 (body over ADMIN_BODY_MAX), 500 (I/O).
+ * 409 (a state rule), 413 (body over ADMIN_BODY_MAX), 500 (I/O). The one
+ * exception is GET /metrics, Prometheus text (registry/metrics.c).
  */
 #include "registry/admin.h"
 
@@ -29,6 +30,7 @@
 
 #include "core/log.h"
 #include "registry/admin_crl.h"
+#include "registry/metrics.h"
 #include "registry/policies.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
@@ -1296,6 +1298,25 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 	return fail(out, 404, "not_found", "no such path: %s", rq->path);
 }
 
+/* See registry/admin.h. */
+int admin_metrics(struct admin *a, const struct admin_req *rq, char **text, size_t *len,
+		  json_t **out)
+{
+	char actor[REG_ACTOR_MAX + 1];
+	int st;
+
+	*text = NULL;
+	*out = NULL;
+	if (!is_action(rq, "GET") && !is_action(rq, "HEAD"))
+		return no_method(out, rq);
+	st = authorize(a, rq, actor, sizeof actor, out);
+	if (st)
+		return st;
+	if (metrics_render(a->g, text, len) != 0)
+		return oom(out);
+	return 200;
+}
+
 /* ---- HTTP glue ---------------------------------------------------------------- */
 
 /* One request being received. */
@@ -1354,6 +1375,31 @@ static enum MHD_Result reply(struct MHD_Connection *c, int status, json_t *j)
 	if (status == 401)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	ret = MHD_queue_response(c, (unsigned int)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* /metrics answers text/plain, not JSON (errors stay JSON). */
+static enum MHD_Result reply_metrics(struct MHD_Connection *c, struct admin *a,
+				     const struct admin_req *rq)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	json_t *j = NULL;
+	char *text;
+	size_t len;
+	int st = admin_metrics(a, rq, &text, &len, &j);
+
+	if (st != 200)
+		return reply(c, st, j);
+	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -1431,6 +1477,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	rq.body = h->body;
 	rq.body_len = h->len;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_each, &rq);
+	if (!strcmp(url, METRICS_PATH))
+		return reply_metrics(c, a, &rq);
 	st = admin_handle(a, &rq, &j);
 	return reply(c, st, j);
 }

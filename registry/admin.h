@@ -70,4 +70,15 @@ int admin_port(const struct admin *a);
  */
 int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out);
 
+/*
+ * Answer GET (or HEAD) /metrics, the Prometheus text exposition of
+ * registry/metrics.h, which sits outside /api/v1 like /healthz but asks for
+ * the same bearer token as the API when a token file is configured.
+ * Returns the HTTP status: on 200 *text is the exposition (malloc'd, *len
+ * bytes; the caller frees it) and *out is NULL; otherwise *text is NULL and
+ * *out the JSON error (the caller's reference). Registrar thread.
+ */
+int admin_metrics(struct admin *a, const struct admin_req *rq, char **text, size_t *len,
+		  json_t **out);
+
 #endif

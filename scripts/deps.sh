@@ -5,7 +5,8 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev libwolfssl-dev \
 libjemalloc-dev libxxhash-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
-mosquitto-clients python3 python3-paho-mqtt python3-xxhash python3-cryptography openssl procps bc curl"
+mosquitto-clients python3 python3-paho-mqtt python3-xxhash python3-cryptography python3-prometheus-client \
+openssl procps bc curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

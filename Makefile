@@ -5,6 +5,7 @@
 #                   under ASan+UBSan, and the cross-shard tests under TSan
 #   make fuzz       build the libFuzzer harnesses (clang) under build/fuzz/
 #   make bench      build and run the benchmarks
+#   make install    PREFIX=/usr/local DESTDIR= (BINDIR, SBINDIR, MANDIR, ...)
 #   SAN=address,undefined | SAN=thread   select a sanitizer config
 #   V=1             show the commands
 
@@ -155,5 +156,32 @@ bench: all
 
 clean:
 	rm -rf build
+
+# ---- install ------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the programs, the man
+# pages, the systemd unit, the sysusers.d entry and (when none is there yet)
+# /etc/vouch/vouchd.conf. See docs/deploy.md.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR?= $(PREFIX)/lib/sysusers.d
+INSTALL    ?= install
+
+install: $(B)/vouchd $(B)/vouchctl $(B)/vouch-bench
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/vouch
+	$(Q)$(INSTALL) -m 0755 $(B)/vouchd $(DESTDIR)$(SBINDIR)/vouchd
+	$(Q)$(INSTALL) -m 0755 $(B)/vouchctl $(B)/vouch-bench $(DESTDIR)$(BINDIR)/
+	$(Q)$(INSTALL) -m 0644 docs/man/vouchctl.1 $(DESTDIR)$(MANDIR)/man1/vouchctl.1
+	$(Q)$(INSTALL) -m 0644 docs/man/vouchd.8 $(DESTDIR)$(MANDIR)/man8/vouchd.8
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/vouchd.service.in \
+	  >$(DESTDIR)$(UNITDIR)/vouchd.service && chmod 0644 $(DESTDIR)$(UNITDIR)/vouchd.service
+	$(Q)$(INSTALL) -m 0644 dist/vouch.sysusers $(DESTDIR)$(SYSUSERSDIR)/vouch.conf
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/vouch/vouchd.conf ] || \
+	  $(INSTALL) -m 0644 dist/vouchd.conf $(DESTDIR)$(SYSCONFDIR)/vouch/vouchd.conf
+	@echo "installed under $(DESTDIR)$(PREFIX) (unit $(UNITDIR)/vouchd.service, config $(SYSCONFDIR)/vouch/vouchd.conf)"
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

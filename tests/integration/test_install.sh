@@ -183,6 +183,53 @@ else
 fi
 
 # ---- the installed broker ---------------------------------------------------------------
+# start_vouchd DATA: the installed vouchd with the installed config, on free
+# ports of this test (MP plain, TP mutual TLS, AP admin), TLS turned on.
+start_vouchd() {
+	local attempt i
+	for attempt in 1 2 3 4 5; do
+		MP=$(free_port)
+		TP=$(free_port)
+		AP=$(free_port)
+		sed -e "s|^listen = .*|listen = 127.0.0.1:$MP|" \
+			-e "s|^admin-listen = .*|admin-listen = 127.0.0.1:$AP|" \
+			-e "s|^#tls-listen = .*|tls-listen = 127.0.0.1:$TP|" \
+			-e "s|^#cert = .*|cert = $DATA/server.crt|" \
+			-e "s|^#key = .*|key = $DATA/server.key|" \
+			"$D/etc/vouch/vouchd.conf" >"$T/vouchd.conf"
+		"$D/usr/sbin/vouchd" --config "$T/vouchd.conf" --data-dir "$1" --shards 2 \
+			>"$T/vouchd.log" 2>&1 &
+		PID=$!
+		for i in $(seq 1 $((150 * SLOW))); do
+			grep -q "vouchd ready" "$T/vouchd.log" && return 0
+			kill -0 "$PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -q "vouchd ready" "$T/vouchd.log" && return 0
+		kill -KILL "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+		PID=
+		grep -qi "in use" "$T/vouchd.log" || return 1
+	done
+	return 1
+}
+# stop_vouchd: SIGTERM, exit status 0 within 10 s
+stop_vouchd() {
+	local i rc
+	kill -TERM "$PID"
+	for i in $(seq 1 $((100 * SLOW))); do
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$PID" 2>/dev/null; then
+		fail "vouchd did not stop on SIGTERM"
+		return
+	fi
+	wait "$PID"
+	rc=$?
+	[ $rc -eq 0 ] && pass || fail "vouchd exit status $rc after SIGTERM"
+	PID=
+}
 if ! command -v mosquitto_sub >/dev/null 2>&1; then
 	echo "skipped: the installed broker (no mosquitto clients)"
 else
@@ -196,34 +243,7 @@ else
 		--ca-key "$P/fleet.key" --out "$DATA" --name server --cn localhost --ip 127.0.0.1
 	check "make a device certificate" "$V" pki device --ca-cert "$P/fleet.crt" \
 		--ca-key "$P/fleet.key" --out "$P" --name sensor-1
-	started=0
-	for attempt in 1 2 3 4 5; do
-		MP=$(free_port)
-		TP=$(free_port)
-		AP=$(free_port)
-		# the installed config, on this test's ports, with TLS turned on
-		sed -e "s|^listen = .*|listen = 127.0.0.1:$MP|" \
-			-e "s|^admin-listen = .*|admin-listen = 127.0.0.1:$AP|" \
-			-e "s|^#tls-listen = .*|tls-listen = 127.0.0.1:$TP|" \
-			"$D/etc/vouch/vouchd.conf" >"$T/vouchd.conf"
-		"$D/usr/sbin/vouchd" --config "$T/vouchd.conf" --data-dir "$DATA" --shards 2 \
-			>"$T/vouchd.log" 2>&1 &
-		PID=$!
-		for i in $(seq 1 $((150 * SLOW))); do
-			grep -q "vouchd ready" "$T/vouchd.log" && break
-			kill -0 "$PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if grep -q "vouchd ready" "$T/vouchd.log"; then
-			started=1
-			break
-		fi
-		kill -KILL "$PID" 2>/dev/null
-		wait "$PID" 2>/dev/null
-		PID=
-		grep -qi "in use" "$T/vouchd.log" || break
-	done
-	if [ $started = 1 ]; then
+	if start_vouchd "$DATA"; then
 		pass
 		check "TLS listener from the config" grep -q "listening on 127.0.0.1:$TP (MQTT over TLS)" "$T/vouchd.log"
 		export VOUCH_URL="http://127.0.0.1:$AP"
@@ -258,20 +278,22 @@ else
 		check "metrics counted the signup" grep -qx 'vouch_signups_total{outcome="registered"} 1' "$T/metrics"
 		check "metrics counted a full handshake" grep -qE '^vouch_tls_handshakes_total\{type="full"\} [1-9]' "$T/metrics"
 		check "metrics counted the messages" grep -qE '^vouch_messages_received_total\{shard="[01]"\} [1-9]' "$T/metrics"
-		kill -TERM "$PID"
-		for i in $(seq 1 $((100 * SLOW))); do
-			kill -0 "$PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$PID" 2>/dev/null; then
-			fail "vouchd did not stop on SIGTERM"
-		else
-			wait "$PID"
-			rc=$?
-			[ $rc -eq 0 ] && pass || fail "vouchd exit status $rc after SIGTERM"
-			PID=
-		fi
+		stop_vouchd
 		check "the registry is in the data directory" test -s "$DATA/registry.vch"
+		# docs/deploy.md: a copy of the stopped broker's registry restores
+		mkdir -m 0700 "$T/restore"
+		check "back up the registry" cp -p "$DATA/registry.vch" "$T/restore/"
+		if start_vouchd "$T/restore"; then
+			pass
+			check "metrics of the restored registry" bash -c \
+				"curl -sf --max-time 10 'http://127.0.0.1:$AP/metrics' >'$T/metrics'"
+			check "restored device" grep -qx 'vouch_registry_certificates{status="ACTIVE"} 1' "$T/metrics"
+			check "restored CA" grep -qx 'vouch_registry_cas{status="ACTIVE"} 1' "$T/metrics"
+			stop_vouchd
+		else
+			fail "vouchd did not start on the restored registry"
+			sed 's/^/    /' "$T/vouchd.log" | tail -20
+		fi
 	else
 		fail "the installed vouchd did not start"
 		sed 's/^/    /' "$T/vouchd.log" | tail -20

@@ -19,6 +19,8 @@
 #   VOUCH_BUILD=build/release bash tests/integration/test_install.sh
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+# run.sh may run under `make integration`: this test's make is its own
+unset MAKEFLAGS MFLAGS MAKELEVEL
 B=${VOUCH_BUILD:-build/release}
 PY=/usr/bin/python3
 SLOW=${VOUCH_SLOW:-1}

@@ -67,6 +67,8 @@ static const struct shard_metric {
 	   "Connect decisions answered by the shard's certificate fingerprint cache, by shard."),
 	SM("vouch_fingerprint_cache_misses_total", "counter", fp_misses,
 	   "Connect decisions that had to read the registry, by shard."),
+	SM("vouch_presence_events_dropped_total", "counter", presence_dropped,
+	   "Presence events lost because the registrar's ring was full, by shard."),
 #undef SM
 };
 

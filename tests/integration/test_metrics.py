@@ -177,6 +177,7 @@ class MetricsTest(unittest.TestCase):
 			"vouch_messages_queued": "gauge",
 			"vouch_fingerprint_cache_hits_total": "counter",
 			"vouch_fingerprint_cache_misses_total": "counter",
+			"vouch_presence_events_dropped_total": "counter",
 			"vouch_tls_handshakes_total": "counter",
 			"vouch_tls_handshake_failures_total": "counter",
 			"vouch_signups_total": "counter",

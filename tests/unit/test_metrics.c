@@ -244,6 +244,7 @@ static void test_metrics(void)
 	set(&rt->shards[1].stats.queued, 9);
 	set(&rt->shards[0].stats.fp_hits, 70);
 	set(&rt->shards[2].stats.fp_misses, 8);
+	set(&rt->shards[1].stats.presence_dropped, 5);
 	g->stats.registered = 6;
 	g->stats.exists = 1;
 	g->stats.over_limit = 3;
@@ -270,6 +271,7 @@ static void test_metrics(void)
 	CHECK(val(&s, "vouch_messages_queued{shard=\"1\"}") == 9);
 	CHECK(val(&s, "vouch_fingerprint_cache_hits_total{shard=\"0\"}") == 70);
 	CHECK(val(&s, "vouch_fingerprint_cache_misses_total{shard=\"2\"}") == 8);
+	CHECK(val(&s, "vouch_presence_events_dropped_total{shard=\"1\"}") == 5);
 	CHECK(val(&s, "vouch_signups_total{outcome=\"registered\"}") == 6);
 	CHECK(val(&s, "vouch_signups_total{outcome=\"exists\"}") == 1);
 	CHECK(val(&s, "vouch_signups_total{outcome=\"over_limit\"}") == 3);

@@ -1432,12 +1432,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*con_cls = h;
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > ADMIN_BODY_MAX) {
+		if (cl && strtoull(cl, NULL, 10) > ADMIN_DROP_MAX) {
 			/* Answer before the body: MHD then closes the connection
-			 * without reading it. */
+			 * without reading it (a client still sending may see the
+			 * reset rather than the answer). */
 			h->too_big = true;
 			return too_big(c);
 		}
+		if (cl && strtoull(cl, NULL, 10) > ADMIN_BODY_MAX)
+			h->too_big = true;      /* read, drop, then answer 413 */
 		return MHD_YES;
 	}
 	if (*upload_size) {

@@ -11,8 +11,8 @@
 
 struct regq;
 
-/* New, empty indexes. NULL on ENOMEM. */
-struct regq *regq_new(void);
+/* New, empty indexes, sized for hint registrations. NULL on ENOMEM. */
+struct regq *regq_new(uint64_t hint);
 
 /* Free them. NULL is a no-op. */
 void regq_free(struct regq *q);

@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "registry/query-int.h"
 #include "registry/query.h"
@@ -86,6 +87,19 @@ struct regq {
 	struct qidx idx[QX_N];
 };
 
+#define HUGE_MIN (UINT64_C(4) << 20)
+
+/* Ask for transparent huge pages on the whole 2 MiB pages of a large
+ * block: filling the indexes at open is then not a page fault per 4 KiB. */
+static void huge(void *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + (UINT64_C(2) << 20) - 1) & ~(uintptr_t)((UINT64_C(2) << 20) - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)((UINT64_C(2) << 20) - 1);
+
+	if (e > a)
+		madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
+
 /* Grow *p (of *cap elements of size elem) to hold need. 0 or -ENOMEM. */
 static int ensure(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -99,6 +113,8 @@ static int ensure(void **p, size_t *cap, size_t need, size_t elem)
 	m = realloc(*p, n * elem);
 	if (!m)
 		return -ENOMEM;
+	if (n * elem >= HUGE_MIN)
+		huge(m, n * elem);
 	*p = m;
 	*cap = n;
 	return 0;
@@ -106,9 +122,33 @@ static int ensure(void **p, size_t *cap, size_t need, size_t elem)
 
 #define ENSURE(p, cap, need) ensure((void **)&(p), &(cap), (need), sizeof(*(p)))
 
-struct regq *regq_new(void)
+struct regq *regq_new(uint64_t hint)
 {
-	return calloc(1, sizeof(struct regq));
+	struct regq *q = calloc(1, sizeof(struct regq));
+
+	if (!q)
+		return NULL;
+	/* size everything once for the registrations the file holds */
+	if (hint > 1024 && hint < UINT32_MAX) {
+		size_t cap = (size_t)(hint + 63) / 64 * 64;
+		int rc = 0;
+		q->rows = malloc(cap * sizeof(*q->rows));
+		rc = q->rows ? 0 : -ENOMEM;
+		for (int s = 0; s < REG_STATUS_COUNT && !rc; s++)
+			if (!(q->bits[s] = calloc(cap / 64, sizeof(uint64_t))))
+				rc = -ENOMEM;
+		if (!rc) {
+			q->cap = cap;
+			huge(q->rows, cap * sizeof(*q->rows));
+		}
+		for (int x = 0; x < QX_N && !rc; x++)
+			rc = ENSURE(q->idx[x].m, q->idx[x].capm, (size_t)hint);
+		if (rc) {
+			regq_free(q);
+			return NULL;
+		}
+	}
+	return q;
 }
 
 void regq_free(struct regq *q)
@@ -384,11 +424,15 @@ static int rows_reserve(struct regq *q)
 	struct qrow *rows = realloc(q->rows, cap * sizeof(*rows));
 	if (!rows)
 		return -ENOMEM;
+	if (cap * sizeof(*rows) >= HUGE_MIN)
+		huge(rows, cap * sizeof(*rows));
 	q->rows = rows;
 	for (int s = 0; s < REG_STATUS_COUNT; s++) {
 		uint64_t *b = realloc(q->bits[s], cap / 8);
 		if (!b)
 			return -ENOMEM; /* the larger blocks so far are harmless */
+		if (cap / 8 >= HUGE_MIN)
+			huge(b, cap / 8);
 		memset(b + q->cap / 64, 0, (cap - q->cap) / 8);
 		q->bits[s] = b;
 	}

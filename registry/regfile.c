@@ -1131,14 +1131,14 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 		goto fail;
 	r->salt = hdr.salt;
 
-	r->q = regq_new();
+	uint64_t hint[REGX_KINDS];
+	key_hint(r, size, hint);
+	r->q = regq_new(hint[REGX_DEV]);
 	if (!r->q) {
 		rc = -ENOMEM;
 		errf(err, errlen, "out of memory for the indexes of %s", path);
 		goto fail;
 	}
-	uint64_t hint[REGX_KINDS];
-	key_hint(r, size, hint);
 	for (int k = 0; k < REGX_KINDS; k++) {
 		struct regx_tab *t = regx_new(hint[k]);
 		if (!t) {

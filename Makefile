@@ -64,7 +64,7 @@ REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 
 BINS := $(B)/vouchd $(if $(TOOL_SRC),$(B)/vouchctl) $(if $(BENCH_SRC),$(B)/vouch-bench)
 
-.PHONY: all deps run test unit fuzz fuzz-replay integration test-asan test-tsan bench clean layers install
+.PHONY: all deps run test unit fuzz fuzz-replay integration test-asan test-tsan bench bench-query clean layers install
 all: build/.deps layers $(BINS) $(UNIT_BIN) $(REPLAY_BIN)
 
 build/.deps: scripts/deps.sh
@@ -153,6 +153,13 @@ fuzz: build/.deps
 
 bench: all
 	$(Q)VOUCH_BUILD=$(B) ./bench/run.sh
+
+# Query benchmark over 1,000,000 generated records (not part of `make test`).
+$(B)/bench-query: $(B)/bench/query/bench_query.o $(B)/libvouch.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-query: $(B)/bench-query
+	$(Q)$(B)/bench-query $(BENCH_QUERY_ARGS)
 
 clean:
 	rm -rf build

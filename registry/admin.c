@@ -16,6 +16,7 @@
  * exception is GET /metrics, Prometheus text (registry/metrics.c).
  */
 #include "registry/admin.h"
+#include "registry/admin-query.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -302,7 +303,7 @@ static int parse_id(const char *s, uint8_t id[REG_ID_LEN])
 	return strlen(s) == 2 * REG_ID_LEN && tls_unhex(s, id, REG_ID_LEN) == REG_ID_LEN ? 0 : -EINVAL;
 }
 
-static const char *arg(const struct admin_req *rq, const char *k)
+static __attribute__((unused)) const char *arg(const struct admin_req *rq, const char *k)
 {
 	for (int i = 0; i < rq->n_args; i++)
 		if (!strcmp(rq->arg_key[i], k))
@@ -859,145 +860,43 @@ done:
 	return st;
 }
 
-/* GET /certificates filters. */
-struct dev_filter {
-	struct rows rows;
-	enum reg_status status;
-	bool by_ca, by_serial;
-	uint8_t ca[REG_ID_LEN];
-	uint8_t serial[REG_SERIAL_MAX];
-	size_t serial_len;
-	const char *cn, *o, *ou, *client;
-	int64_t now;
-	long expiring;          /* days; -1 = no filter */
-	int expired;            /* -1 no filter, 0 valid, 1 expired */
+/* GET /certificates: answered from the registry's query indexes
+ * (registry/query.c); the parameters are parsed in admin-query.c. */
+struct dev_page {
+	const struct admin *a;
+	json_t *arr;
 };
 
-static int dev_collect(void *ctx, const struct reg_device *d)
+static int dev_page_add(void *ctx, const struct reg_device *d)
 {
-	struct dev_filter *f = ctx;
+	struct dev_page *p = ctx;
 
-	if (f->status && d->status != f->status)
-		return 0;
-	if (f->by_ca && memcmp(d->issuer, f->ca, REG_ID_LEN))
-		return 0;
-	if (f->by_serial && (d->serial_len != f->serial_len ||
-			     memcmp(d->serial, f->serial, f->serial_len)))
-		return 0;
-	if (f->cn && !strstr(d->cn, f->cn))
-		return 0;
-	if (f->o && !strstr(d->o, f->o))
-		return 0;
-	if (f->ou && !strstr(d->ou, f->ou))
-		return 0;
-	if (f->client && strcmp(d->client_id, f->client))
-		return 0;
-	if (f->expired == 1 && d->not_after >= f->now)
-		return 0;
-	if (f->expired == 0 && d->not_after < f->now)
-		return 0;
-	if (f->expiring >= 0 &&
-	    (d->not_after < f->now || d->not_after > f->now + f->expiring * 86400))
-		return 0;
-	return row_add(&f->rows, d->created, d->id);
-}
-
-static int num_arg(const struct admin_req *rq, const char *k, long min, long max,
-		   long *v, json_t **out)
-{
-	const char *s = arg(rq, k);
-	char *end;
-
-	if (!s)
-		return 0;
-	errno = 0;
-	*v = strtol(s, &end, 10);
-	if (!*s || *end || errno || *v < min || *v > max)
-		return fail(out, 400, "bad_query", "\"%s\" must be a number from %ld to %ld",
-			    k, min, max);
-	return 0;
+	return json_array_append_new(p->arr, dev_json(p->a, d, false)) ? -ENOMEM : 0;
 }
 
 static int dev_list(struct admin *a, const struct admin_req *rq, json_t **out)
 {
-	static const char *const known[] = {
-		"status", "ca", "cn", "o", "ou", "serial", "clientId",
-		"expiringWithinDays", "expired", "limit", "offset", NULL
-	};
-	struct dev_filter f = { .expiring = -1, .expired = -1, .now = time(NULL) };
-	long limit = PAGE_DEFAULT, offset = 0;
-	json_t *arr = NULL, *o;
-	const char *s;
-	int st;
+	struct dev_page p = { a, json_array() };
+	struct admq q;
+	uint64_t total = 0;
+	char msg[256];
+	int rc = admq_parse(&q, rq, a->g->reg, time(NULL), msg, sizeof msg);
 
-	for (int i = 0; i < rq->n_args; i++) {
-		size_t k;
-
-		for (k = 0; known[k] && strcmp(known[k], rq->arg_key[i]); k++)
-			;
-		if (!known[k])
-			return fail(out, 400, "bad_query", "unknown parameter \"%s\"",
-				    rq->arg_key[i]);
+	if (!rc && p.arr)
+		rc = reg_query(a->g->reg, &q.q, &total, dev_page_add, &p);
+	admq_free(&q);
+	if (rc == -EINVAL) {
+		json_decref(p.arr);
+		return fail(out, 400, "bad_query", "%s", msg);
 	}
-	if ((s = arg(rq, "status")) && reg_status_parse(s, &f.status) != 0)
-		return fail(out, 400, "bad_query", "unknown status \"%s\"", s);
-	if ((s = arg(rq, "ca"))) {
-		if (parse_id(s, f.ca) != 0)
-			return fail(out, 400, "bad_query", "\"ca\" must be a certificate ID (64 hex digits)");
-		f.by_ca = true;
+	if (rc || !p.arr) {
+		json_decref(p.arr);
+		return oom(out);
 	}
-	if ((s = arg(rq, "serial"))) {
-		int n = tls_unhex(s, f.serial, sizeof f.serial);
-
-		if (n <= 0)
-			return fail(out, 400, "bad_query", "\"serial\" must be hex");
-		/* Serials are stored without leading zero bytes. */
-		size_t z = 0;
-
-		while (z + 1 < (size_t)n && f.serial[z] == 0)
-			z++;
-		memmove(f.serial, f.serial + z, (size_t)n - z);
-		f.serial_len = (size_t)n - z;
-		f.by_serial = true;
-	}
-	f.cn = arg(rq, "cn");
-	f.o = arg(rq, "o");
-	f.ou = arg(rq, "ou");
-	f.client = arg(rq, "clientId");
-	if ((s = arg(rq, "expired"))) {
-		if (!strcmp(s, "true"))
-			f.expired = 1;
-		else if (!strcmp(s, "false"))
-			f.expired = 0;
-		else
-			return fail(out, 400, "bad_query", "\"expired\" must be true or false");
-	}
-	if ((st = num_arg(rq, "expiringWithinDays", 0, 36500, &f.expiring, out)) ||
-	    (st = num_arg(rq, "limit", 1, ADMIN_LIST_MAX, &limit, out)) ||
-	    (st = num_arg(rq, "offset", 0, LONG_MAX, &offset, out)))
-		return st;
-
-	reg_dev_foreach_mt(a->g->reg, dev_collect, &f);
-	if (f.rows.nomem || !(arr = json_array()))
-		goto nomem;
-	if (f.rows.n)
-		qsort(f.rows.v, f.rows.n, sizeof *f.rows.v, row_cmp);
-	for (size_t i = (size_t)offset; i < f.rows.n && json_array_size(arr) < (size_t)limit; i++) {
-		struct reg_device d;
-
-		if (reg_dev_get_mt(a->g->reg, f.rows.v[i].id, &d) == 0 &&
-		    json_array_append_new(arr, dev_json(a, &d, false)) != 0)
-			goto nomem;
-	}
-	o = json_pack("{s:o, s:I, s:I, s:I}", "certificates", arr,
-		      "total", (json_int_t)f.rows.n, "limit", (json_int_t)limit,
-		      "offset", (json_int_t)offset);
-	free(f.rows.v);
-	return ok(out, 200, o);
-nomem:
-	free(f.rows.v);
-	json_decref(arr);
-	return oom(out);
+	return ok(out, 200, json_pack("{s:o, s:I, s:I, s:I}", "certificates", p.arr,
+				      "total", (json_int_t)total,
+				      "limit", (json_int_t)q.q.limit,
+				      "offset", (json_int_t)q.q.offset));
 }
 
 static int dev_status(struct admin *a, const uint8_t id[REG_ID_LEN],

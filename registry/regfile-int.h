@@ -50,6 +50,11 @@
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the registry file format is little-endian; add byte swapping for this host"
+/* Fill d from the newest record last (writer's or reader's view) of a live
+ * device registration. 0 or -EIO. Any thread. (regfile-ops.c) */
+int regf_dev_snapshot(const struct registry *r, uint64_t last,
+		      struct reg_device *d);
+
 #endif
 
 #define REGF_MAGIC      "VOUCHREG"
@@ -246,6 +251,7 @@ struct registry {
 	int broken;             /* -errno of a failed write/sync, 0 if healthy */
 	uint64_t open_seq;      /* seq when opened */
 	uint16_t last_type;     /* type of the last record */
+	struct regq *q;         /* query indexes (query.c), kept by publish() */
 	char *path;
 	alignas(8) uint8_t wbuf[REGF_REC_MAX];
 };
@@ -351,5 +357,10 @@ void regf_key_of(const struct registry *r, enum regx_kind k, uint64_t off,
  * from the newest record to the newest one below limit. */
 uint64_t regf_visible(const struct registry *r, enum regx_kind k, uint64_t off,
 		      uint64_t limit);
+
+/* Fill d from the newest record last (writer's or reader's view) of a live
+ * device registration. 0 or -EIO. Any thread. (regfile-ops.c) */
+int regf_dev_snapshot(const struct registry *r, uint64_t last,
+		      struct reg_device *d);
 
 #endif

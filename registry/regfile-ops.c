@@ -613,6 +613,12 @@ static int ca_snapshot(const struct registry *r, uint64_t last, struct reg_ca *c
 	return 0;
 }
 
+int regf_dev_snapshot(const struct registry *r, uint64_t last,
+		      struct reg_device *d)
+{
+	return last ? dev_snapshot(r, last, d) : -EIO;
+}
+
 int reg_dev_get_mt(const struct registry *r, const uint8_t id[REG_ID_LEN],
 		   struct reg_device *out)
 {

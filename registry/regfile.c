@@ -32,6 +32,7 @@
 
 #include <xxhash.h>
 
+#include "registry/query-int.h"
 #include "registry/regfile-int.h"
 #include "registry/regfile.h"
 
@@ -552,18 +553,23 @@ static int check(struct registry *r, const struct regf_view *v,
 	/* Make room for new keys now, so that publishing cannot fail. */
 	if (p->is_new && regx_reserve(r, p->k))
 		return -ENOMEM;
+	if (p->k == REGX_DEV && regq_reserve(r, v))     /* query indexes */
+		return -ENOMEM;
 	if (p->ser && p->snew && regx_reserve(r, REGX_SER))
 		return -ENOMEM;
 	return 0;
 }
 
-static void publish(struct registry *r, const struct plan *p, uint16_t type,
-		    uint64_t off)
+static void publish(struct registry *r, const struct plan *p,
+		    const struct regf_view *v, uint64_t off)
 {
 	_Atomic uint64_t *n = p->k == REGX_CA ? r->n_ca : r->n_dev;
+	uint16_t type = v->h->type;
 
 	if (type == REGF_CLOSE)
 		return;
+	if (p->k == REGX_DEV)
+		regq_apply(r, v, off);  /* query indexes */
 	if (p->is_new)
 		regx_insert(r, p->k, p->h, off);
 	else
@@ -844,7 +850,7 @@ static int load(struct registry *r, uint64_t size, struct load *s, char *err,
 			     (unsigned long long)h->seq, w);
 			goto out;
 		}
-		publish(r, &pl, h->type, off);
+		publish(r, &pl, &v, off);
 		s->last_type = h->type;
 	}
 	if (hard) {
@@ -1030,6 +1036,7 @@ static void destroy(struct registry *r)
 		close(r->fd);
 	for (int k = 0; k < REGX_KINDS; k++)
 		regx_free(atomic_load_explicit(&r->tab[k], memory_order_relaxed));
+	regq_free(r->q);
 	free(r->path);
 	free(r);
 }
@@ -1126,6 +1133,12 @@ int reg_open_file(struct registry **out, const char *path, char *err,
 
 	uint64_t hint[REGX_KINDS];
 	key_hint(r, size, hint);
+	r->q = regq_new(hint[REGX_DEV]);
+	if (!r->q) {
+		rc = -ENOMEM;
+		errf(err, errlen, "out of memory for the indexes of %s", path);
+		goto fail;
+	}
 	for (int k = 0; k < REGX_KINDS; k++) {
 		struct regx_tab *t = regx_new(hint[k]);
 		if (!t) {
@@ -1245,7 +1258,7 @@ int64_t regf_append(struct registry *r)
 	if (rc)
 		return rc;
 	off = r->end;
-	publish(r, &p, h->type, off);
+	publish(r, &p, &v, off);
 	r->end += h->len;
 	r->seq++;
 	r->last_type = h->type;

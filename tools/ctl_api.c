@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/admin-query.h"
 #include "tls/cert.h"
 #include "tls/pki.h"
 
@@ -34,6 +35,21 @@ enum {
 	O_STATUS, O_CLIENT_ID, O_CA, O_CN, O_OU, O_SERIAL, O_EXPIRING, O_EXPIRED,
 	O_LIMIT, O_OFFSET, O_ROTATE,
 };
+
+/* cert list filters passed to the API as they are (it checks them); time
+ * ones are checked here too, so a typo is a usage error (docs/queries.md) */
+static const struct qpass {
+	const char *flag, *key;
+	bool time;
+} qpass[] = {
+	{ "id", "certificateId", false }, { "ca-serial", "caSerial", false },
+	{ "cn-prefix", "cnPrefix", false }, { "o", "o", false },
+	{ "o-prefix", "oPrefix", false }, { "ou-prefix", "ouPrefix", false },
+	{ "not-before-from", "notBeforeFrom", true }, { "not-before-to", "notBeforeTo", true },
+	{ "not-after-from", "notAfterFrom", true }, { "not-after-to", "notAfterTo", true },
+};
+#define N_QPASS (sizeof qpass / sizeof qpass[0])
+#define O_QPASS 0x380
 
 #define OPT(n, a, v) { n, a, NULL, v }
 #define CONN_OPTS OPT("url", required_argument, O_URL), \
@@ -51,6 +67,7 @@ struct api_args {
 	int auto_on;            /* -1 unset, 0 off, 1 on */
 	long expiring, limit, offset;
 	bool expired, rotate;
+	const char *qpass[N_QPASS];
 	char **pos;             /* operands */
 	int npos;
 };
@@ -75,6 +92,17 @@ static int parse(struct ctl_ctx *ctx, int argc, char **argv, const struct option
 			return -1;
 		case CTL_OPT_BAD:
 			return CTL_USAGE;
+		}
+		if (c >= O_QPASS && c < O_QPASS + (int)N_QPASS) {
+			const struct qpass *p = &qpass[c - O_QPASS];
+			int64_t t;
+			if (p->time && admq_time(optarg, &t))
+				return ctl_usage(ctx, "--%s must be unix seconds or an RFC 3339 time such as 2025-01-31T00:00:00Z, not '%s'",
+						 p->flag, optarg);
+			a->qpass[c - O_QPASS] = optarg;
+			continue;
+		}
+		switch (c) {
 		case O_URL: a->url = optarg; break;
 		case O_TOKEN_FILE: a->token_file = optarg; break;
 		case O_CA_CERT: a->ca_cert = optarg; break;
@@ -591,6 +619,13 @@ static const struct option opts_cert_list[] = {
 	OPT("expiring-within", required_argument, O_EXPIRING),
 	OPT("expired", no_argument, O_EXPIRED),
 	OPT("limit", required_argument, O_LIMIT), OPT("offset", required_argument, O_OFFSET),
+	OPT("id", required_argument, O_QPASS + 0), OPT("ca-serial", required_argument, O_QPASS + 1),
+	OPT("cn-prefix", required_argument, O_QPASS + 2), OPT("o", required_argument, O_QPASS + 3),
+	OPT("o-prefix", required_argument, O_QPASS + 4), OPT("ou-prefix", required_argument, O_QPASS + 5),
+	OPT("not-before-from", required_argument, O_QPASS + 6),
+	OPT("not-before-to", required_argument, O_QPASS + 7),
+	OPT("not-after-from", required_argument, O_QPASS + 8),
+	OPT("not-after-to", required_argument, O_QPASS + 9),
 	END_OPTS
 };
 
@@ -669,6 +704,9 @@ static int cmd_cert_list(struct ctl_ctx *ctx, int argc, char **argv)
 	if (a.expiring >= 0 && (snprintf(num, sizeof num, "%ld", a.expiring),
 				qadd(&q, "expiringWithinDays", num)))
 		goto nomem;
+	for (size_t i = 0; i < N_QPASS; i++)
+		if (a.qpass[i] && qadd(&q, qpass[i].key, a.qpass[i]))
+			goto nomem;
 	if (a.limit >= 0 && (snprintf(num, sizeof num, "%ld", a.limit), qadd(&q, "limit", num)))
 		goto nomem;
 	if (a.offset >= 0 && (snprintf(num, sizeof num, "%ld", a.offset), qadd(&q, "offset", num)))
@@ -803,12 +841,18 @@ static const struct ctl_cmd cert_cmds[] = {
 	  "  --client-id X     bind a client ID\n"
 	  "  --ca ID           the issuing CA (default: found by name and signature)\n"
 	  CONN_HELP, cmd_cert_register },
-	{ "list", "[--status S] [--ca ID] [--cn X] [--ou X] [--serial HEX] [--expiring-within DAYS] [--expired] [--limit N] [--offset N]",
-	  "list device certificates",
+	{ "list", "[--id ID] [--status S] [--ca ID] [--ca-serial HEX] [--cn X] [--cn-prefix X] [--o X] [--o-prefix X] [--ou X] [--ou-prefix X] [--serial HEX] [--not-before-from T] [--not-before-to T] [--not-after-from T] [--not-after-to T] [--expiring-within DAYS] [--expired] [--limit N] [--offset N]",
+	  "list device certificates (every filter given must hold; see docs/queries.md)",
+	  "  --id ID           this certificate ID\n"
 	  "  --status S        ACTIVE, INACTIVE, PENDING_ACTIVATION or REVOKED\n"
-	  "  --ca ID           issued by this CA\n"
-	  "  --cn X, --ou X    whose CN / OU contains X\n"
+	  "  --ca ID           issued by this CA (its certificate ID)\n"
+	  "  --ca-serial HEX   issued by the CA(s) with this serial number\n"
+	  "  --cn X, --o X, --ou X  whose CN / O / OU is exactly X\n"
+	  "  --cn-prefix X, --o-prefix X, --ou-prefix X  whose CN / O / OU starts with X\n"
 	  "  --serial HEX      with this serial number\n"
+	  "  --not-before-from T, --not-before-to T  not-before from / up to T (inclusive)\n"
+	  "  --not-after-from T, --not-after-to T    not-after from / up to T (inclusive);\n"
+	  "                    T is unix seconds or RFC 3339 (2025-01-31T00:00:00Z)\n"
 	  "  --client-id X     bound to this client ID\n"
 	  "  --expiring-within DAYS  valid now and expiring within DAYS\n"
 	  "  --expired         already expired\n"

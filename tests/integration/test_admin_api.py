@@ -428,6 +428,18 @@ class AdminApiTest(unittest.TestCase):
 			self.assertEqual(j["total"], 2)
 			j = ab.ctl_json("cert", "list", "--expired")
 			self.assertEqual(j["total"], 0)
+			# indexed filters (docs/queries.md)
+			j = ab.ctl_json("cert", "list", "--ou-prefix", "line-")
+			self.assertEqual(j["total"], 2)
+			j = ab.ctl_json("cert", "list", "--id", d1, "--ou", "line-a")
+			self.assertEqual([c["certificateId"] for c in j["certificates"]], [d1])
+			j = ab.ctl_json("cert", "list", "--not-after-from", "2000-01-01T00:00:00Z")
+			self.assertEqual(j["total"], 2)
+			self.assertEqual(ab.ctl("cert", "list", "--not-after-to", "soon")[0], 2)
+			for bad in ("bogus=1", "notAfterFrom=yesterday", "cn=a&cnPrefix=b",
+				    "caSerial=xyz", "certificateId=12"):
+				st, j, _ = ab.http("GET", "/api/v1/certificates?" + bad)
+				self.assertEqual((st, j["error"]), (400, "bad_query"), bad)
 			rc, out, _ = ab.ctl("cert", "list", check=0)
 			self.assertIn("CERTIFICATE ID", out)
 			self.assertIn(d1, out)

@@ -759,7 +759,7 @@ static void test_admin(void)
 	CHECK(json_integer_value(json_object_get(o, "total")) == 1);
 	CHECK(!strcmp(jstr(json_array_get(json_object_get(o, "certificates"), 0), "commonName"), "SN0002"));
 	json_decref(o);
-	snprintf(path, sizeof path, "GET /api/v1/certificates?ca=%s&cn=SN000&limit=1&offset=1", hex);
+	snprintf(path, sizeof path, "GET /api/v1/certificates?ca=%s&cnPrefix=SN000&limit=1&offset=1", hex);
 	CHECK_RC(call(TOK, path, &o, NULL), 200);
 	CHECK(json_integer_value(json_object_get(o, "total")) == 2);
 	CHECK(json_array_size(json_object_get(o, "certificates")) == 1);

@@ -303,14 +303,6 @@ static int parse_id(const char *s, uint8_t id[REG_ID_LEN])
 	return strlen(s) == 2 * REG_ID_LEN && tls_unhex(s, id, REG_ID_LEN) == REG_ID_LEN ? 0 : -EINVAL;
 }
 
-static __attribute__((unused)) const char *arg(const struct admin_req *rq, const char *k)
-{
-	for (int i = 0; i < rq->n_args; i++)
-		if (!strcmp(rq->arg_key[i], k))
-			return rq->arg_val[i] ? rq->arg_val[i] : "";
-	return NULL;
-}
-
 static bool is_action(const struct admin_req *rq, const char *m)
 {
 	return !strcmp(rq->method, m);

@@ -5,7 +5,8 @@
  *
  * A certificate is checked when it changes (rg_notify_dev calls
  * rg_expiry_check: a registration or an activation inside the window warns
- * at once) and by a sweep of the registry at start-up and then hourly, so
+ * at once) and by a sweep at start-up and then hourly (an indexed query of
+ * the ACTIVE certificates whose notAfter is inside the window), so
  * a certificate that enters the window while nothing happens to it is
  * warned within the hour. What was warned today is kept in memory: after a
  * restart a certificate may be warned a second time that day.
@@ -22,6 +23,7 @@
 
 #include "core/hmap.h"
 #include "core/log.h"
+#include "registry/query.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
@@ -163,5 +165,15 @@ void rg_expiry_tick(struct registrar *g, int64_t now)
 	if (!x || !g->n || now < x->next_sweep)
 		return;
 	x->next_sweep = now + SWEEP_EVERY_S;
-	reg_dev_foreach_mt(g->reg, sweep_one, &(struct sweep){ g, now });
+	/* the ACTIVE certificates inside the window, from the query
+	 * indexes (registry/query.h): no scan of the registry */
+	struct reg_query q;
+	uint64_t total;
+
+	reg_query_init(&q);
+	q.status = REG_ACTIVE;
+	q.na_from = now;
+	q.na_to = now + x->window_s;
+	q.limit = UINT64_MAX;
+	reg_query(g->reg, &q, &total, sweep_one, &(struct sweep){ g, now });
 }

@@ -140,7 +140,7 @@ test: build/.deps
 test-tsan: all
 	$(Q)set -e; for t in $(filter %_mt,$(UNIT_BIN)); do echo "  TSAN    $$t"; TSAN_OPTIONS=halt_on_error=1 timeout 300 $$t; done
 	$(Q)VOUCH_BUILD=$(B) VOUCH_TESTS=crossshard TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 900 ./tests/integration/run.sh
-	$(Q)VOUCH_BUILD=$(B) VOUCH_TESTS="test_id_lifecycle.py test_tls_transport.py test_events.py" VOUCH_PHASES=shards4 \
+	$(Q)VOUCH_BUILD=$(B) VOUCH_TESTS="test_id_lifecycle.py test_tls_transport.py test_events.py test_policy.py" VOUCH_PHASES=shards4 \
 	  TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 600 ./tests/integration/run.sh
 
 FUZZ_CC := clang

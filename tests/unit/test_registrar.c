@@ -445,6 +445,104 @@ static void test_signups(void)
 	printf("signups: ok\n");
 }
 
+/* ---- expiry warnings ------------------------------------------------------------ */
+
+/* Register dev by hand with the given status and notAfter. */
+static void add_dev(struct registry *reg, const struct tcert *dev, const struct tcert *ca,
+		    enum reg_status st, int64_t not_after)
+{
+	struct tls_cert_info ci;
+	struct reg_by by = { .actor = "test" };
+
+	CHECK(tls_cert_parse(dev->der, dev->len, &ci) == 0);
+	struct reg_dev_in in = {
+		.serial = ci.serial, .serial_len = ci.serial_len,
+		.cn = ci.cn, .not_before = ci.not_before, .not_after = not_after,
+		.status = st, .how = REG_MANUAL, .der = dev->der, .der_len = dev->len,
+	};
+	memcpy(in.id, ci.id, REG_ID_LEN);
+	memcpy(in.issuer, ca->id, REG_ID_LEN);
+	CHECK_RC(reg_dev_add(reg, &in, &by), 0);
+}
+
+/* The hourly sweep warns each ACTIVE certificate inside the window once a
+ * day; a change inside the window warns at once. */
+static void test_expiry(void)
+{
+	char *dir = tu_tmpdir(), err[256], hex[65];
+	struct registry *reg;
+	struct broker_rt *rt = frt_new(1, 64);
+	struct registrar *g;
+	struct registrar_cfg cfg = { .expiry_warning_days = 30 };
+	static struct tcert ca, dev[4];
+	static struct seen s;
+	struct reg_by by = { .actor = "test" };
+	int64_t now = (int64_t)time(NULL);
+	uint64_t mnow = mono();
+
+	CHECK_RC(reg_open(&reg, dir, err, sizeof err), 0);
+	tcert_issue(&ca, TLS_PKI_ROOT_CA, "Expiry CA", NULL, NULL, NULL, NULL);
+	add_ca(reg, &ca, true, REG_ACTIVE, REG_ACTIVE);
+	for (int i = 0; i < 4; i++) {
+		char cn[16];
+
+		snprintf(cn, sizeof cn, "exp%d", i);
+		tcert_issue(&dev[i], TLS_PKI_DEVICE, cn, NULL, NULL, &ca, NULL);
+	}
+	add_dev(reg, &dev[0], &ca, REG_ACTIVE, now + 10 * 86400);      /* due */
+	add_dev(reg, &dev[1], &ca, REG_INACTIVE, now + 5 * 86400);     /* not ACTIVE */
+	add_dev(reg, &dev[2], &ca, REG_ACTIVE, now + 40 * 86400);      /* outside */
+	add_dev(reg, &dev[3], &ca, REG_ACTIVE, now - 86400);           /* expired */
+	CHECK_RC(registrar_init(&g, reg, rt, NULL, &cfg, err, sizeof err), 0);
+
+	rg_expiry_tick(g, now);
+	pump(g, rt, mnow, &s);
+	CHECK_RC(s.events, 1);
+	thex(dev[0].id, 32, hex);
+	CHECK(!strncmp(s.last_topic, "$SYS/certificates/expiring/", 27));
+	CHECK(!strcmp(s.last_topic + 27, hex));
+	CHECK(!strcmp(json_string_value(json_object_get(s.last_event, "certificateId")), hex));
+	CHECK_RC((int)json_integer_value(json_object_get(s.last_event, "daysLeft")), 10);
+	CHECK(json_integer_value(json_object_get(s.last_event, "notAfter")) == now + 10 * 86400);
+
+	/* not due again within the hour; due in an hour, but warned today */
+	seen_reset(&s);
+	rg_expiry_tick(g, now + 60);
+	rg_expiry_tick(g, now + 3600);
+	pump(g, rt, mnow, &s);
+	CHECK_RC(s.events, 0);
+
+	/* activated inside the window: warned at once (rg_notify_dev) */
+	CHECK_RC(reg_dev_set_status(reg, dev[1].id, REG_ACTIVE, &by), 0);
+	rg_notify_dev(g, dev[1].id);
+	pump(g, rt, mnow, &s);
+	CHECK_RC(s.events, 1);
+	thex(dev[1].id, 32, hex);
+	CHECK(!strcmp(s.last_topic + 27, hex));
+
+	/* the next day both are warned again, once */
+	seen_reset(&s);
+	rg_expiry_tick(g, now + 86400 + 7200);
+	pump(g, rt, mnow, &s);
+	CHECK_RC(s.events, 2);
+	seen_reset(&s);
+	rg_expiry_tick(g, now + 86400 + 3 * 3600);
+	pump(g, rt, mnow, &s);
+	CHECK_RC(s.events, 0);
+
+	registrar_free(g);
+	frt_drain(rt);
+	frt_free(rt);
+	CHECK_RC(reg_close(reg), 0);
+	seen_reset(&s);
+	for (int i = 0; i < 4; i++)
+		tcert_free(&dev[i]);
+	tcert_free(&ca);
+	tu_rmdir(dir);
+	free(dir);
+	printf("expiry: ok\n");
+}
+
 /* ---- admin API handler ---------------------------------------------------------- */
 
 static struct registrar *G;
@@ -995,6 +1093,7 @@ int main(void)
 {
 	test_limiter();
 	test_signups();
+	test_expiry();
 	test_admin();
 	printf("test_registrar: all passed\n");
 	return 0;

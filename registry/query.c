@@ -262,7 +262,8 @@ static void radix(struct qent *v, size_t n, struct qent *tmp)
 	size_t cnt[256];
 
 	if (n < 256) {
-		qsort(v, n, sizeof(*v), key_cmp);
+		if (n > 1)      /* v may be NULL when n == 0 */
+			qsort(v, n, sizeof(*v), key_cmp);
 		return;
 	}
 	for (int sh = 0; sh < 64; sh += 8) {

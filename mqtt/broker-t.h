@@ -161,6 +161,7 @@ struct vouch_app {
 };
 
 struct fp_cache;
+struct bind_tab;
 
 /* A retained or shared-subscription bookkeeping count per group (shard-local). */
 struct share_count {
@@ -207,6 +208,7 @@ struct bshard {
 	uint64_t last_sys_ms;
 	struct fp_cache *fp;       /* certificate fingerprint cache */
 	struct pol_set *pol_set;   /* policies and attachments (one reference) */
+	struct bind_tab *bind;     /* client IDs homed here bound to certificates (binding.c) */
 };
 
 /* Cross-shard message types (struct xmsg.type). */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mqtt/binding.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/policy.h"
@@ -196,6 +197,12 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	}
 	mc->keepalive = (uint16_t)ka;
 
+	if (!cfg->allow_clientid_mismatch && bind_refuses(bs, mc, cid, cid_len)) {
+		/* bound to a certificate, connected or not: that device's alone */
+		connack_refuse(sh, mc, MQTT_RC_CLIENTID_NOT_VALID,
+			       "client ID is bound to another certificate");
+		return true;
+	}
 	struct session *s = session_find(bs, cid, cid_len);
 	if (s && s->bound && !cfg->allow_clientid_mismatch &&
 	    (!mc->has_cert || memcmp(mc->cert_id, s->bound_cert, sizeof s->bound_cert) != 0)) {
@@ -871,6 +878,7 @@ static void on_start(struct shard *sh)
 	sh->upper = bs;
 	identity_shard_start(bs);
 	policy_shard_start(bs);
+	bind_shard_start(bs);
 	if (sh->id == 0) {
 		sys_tick(bs);
 		shard_timer(sh, sh->now_ms + (uint64_t)sh->cfg->sys_interval * 1000u, BT_SYS, 0, 0);
@@ -912,6 +920,7 @@ static void on_stop(struct shard *sh)
 	fp_free(bs->fp);
 	free(bs->fp);
 	policy_shard_stop(bs);
+	bind_shard_stop(bs);
 	free(bs);
 	sh->upper = NULL;
 	tls_thread_exit(); /* wolfCrypt's per-thread caches */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqtt/binding.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "registry/cache.h"
@@ -272,6 +273,7 @@ void identity_on_xmsg(struct bshard *bs, const struct xmsg *m)
 			fp_put(bs->fp, &d);
 		if (n->status != REG_ACTIVE)
 			close_matching(bs, n->id, false);
+		bind_on_notice(bs, n);
 		free(n);
 		break;
 	}

@@ -191,7 +191,19 @@ void bind_on_notice(struct bshard *bs, const struct reg_notice *n)
 	/* A deleted certificate frees its client ID; any other status keeps
 	 * it (an INACTIVE or REVOKED device still owns its name). */
 	const char *cid = n->status ? n->client_id : "";
-	set(bs, n->id, cid, strnlen(cid, REG_CLIENT_MAX));
+	size_t len = strnlen(cid, REG_CLIENT_MAX);
+	set(bs, n->id, cid, len);
+	/* A client connected as this ID under another identity loses it now
+	 * (v5 DISCONNECT 0x87), as it would at its next CONNECT. */
+	if (!len || len > UINT16_MAX || bs->sh->cfg->allow_clientid_mismatch ||
+	    !homed_here(bs, cid, len))
+		return;
+	struct session *s = session_find(bs, (const uint8_t *)cid, (uint16_t)len);
+	if (s && s->mc && s->mc->connected && bind_refuses(bs, s->mc, (const uint8_t *)cid, len)) {
+		s->mc->pr_reason = PR_CLIENT_ID_BOUND;
+		mconn_close(bs->sh, s->mc, MQTT_RC_NOT_AUTHORIZED,
+			    "client ID bound to another certificate");
+	}
 }
 
 bool bind_refuses(struct bshard *bs, const struct mconn *mc, const uint8_t *cid, size_t len)

@@ -130,6 +130,7 @@ struct mconn {
 	uint8_t close_reason;      /* why we are closing (presence, logs) */
 	bool announced;            /* presence "connected" posted */
 	bool got_disconnect;       /* the client sent DISCONNECT */
+	uint8_t pr_reason;         /* set when the broker knows better (enum presence_reason) */
 	uint64_t connected_at_ms;  /* unix ms of the CONNACK */
 	int16_t handoff_to;        /* home shard while being handed over */
 	/* identity (mutual TLS), decided once, before the session */

@@ -69,6 +69,8 @@ uint8_t presence_reason(const struct shard *sh, const struct mconn *mc)
 {
 	if (sh->stopping)
 		return PR_SERVER_SHUTDOWN;
+	if (mc->pr_reason)
+		return mc->pr_reason;
 	if (mc->got_disconnect)
 		return PR_CLIENT_DISCONNECT;
 	if (mc->close_reason == MQTT_RC_KEEPALIVE_TIMEOUT)

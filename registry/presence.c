@@ -123,6 +123,7 @@ static const char *reason_name(uint8_t r)
 	case PR_CERT_DISABLED: return "certificate disabled";
 	case PR_PROTOCOL_ERROR: return "protocol error";
 	case PR_SERVER_SHUTDOWN: return "server shutdown";
+	case PR_CLIENT_ID_BOUND: return "client ID bound to another certificate";
 	default: return "unknown";
 	}
 }

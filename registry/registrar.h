@@ -60,6 +60,7 @@ enum presence_reason {
 	PR_CERT_DISABLED,               /* its certificate or CA was disabled */
 	PR_PROTOCOL_ERROR,
 	PR_SERVER_SHUTDOWN,
+	PR_CLIENT_ID_BOUND,             /* its client ID was bound to another certificate */
 };
 
 /* A client connected (CONNACK sent) or its connection ended. */

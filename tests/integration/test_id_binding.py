@@ -9,9 +9,12 @@ the real vouchd, whether or not the bound device ever connected:
 - unbinding, deleting the certificate, or moving the binding frees the ID
   (also from the session the bound device left behind); two certificates
   bound to one ID may both use it;
-- a broker restarted on the same data directory still protects the ID.
+- a broker restarted on the same data directory still protects the ID;
+- a client connected as an ID that then gets bound to another certificate
+  is disconnected at once (v5 DISCONNECT 0x87).
 """
 
+import json
 import os
 import shutil
 import sys
@@ -20,8 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (P_REASON_STRING, P_SESSION_EXPIRY,  # noqa: E402
-		       cid_on_shard, uniq)
-from idtest import (Pki, IdBroker, tls_attempt, tls_context,  # noqa: E402
+		       DISCONNECT, PUBLISH, cid_on_shard, slow, uniq)
+from idtest import (Pki, IdBroker, TlsRaw, tls_attempt, tls_context,  # noqa: E402
 		    VOUCHCTL, RC5_BAD_CLIENT_ID, RC3_BAD_CLIENT_ID)
 
 WHY = "client ID is bound to another certificate"
@@ -129,6 +132,36 @@ class IdBindingTest(unittest.TestCase):
 		self.bind(c, y)
 		self.assert_refused(y, [d])
 		self.assertEqual(self.tls_rc(c, y).rc, 0)
+
+	def test_binding_closes_a_live_impostor(self):
+		"""Connected as X under another identity (a certificate, plain
+		TCP) when X is bound: disconnected at once with 0x87 and the
+		presence reason; the bound device then connects as X."""
+		p = self.pki
+		a, b = self.dev("la"), self.dev("lb")
+		x = "%s-live" % self.tag
+		self.assertEqual(self.tls_rc(a, "").rc, 0)       # registers a
+		watch = self.broker.raw(5)
+		watch.connect("%s-w" % self.tag)
+		watch.subscribe("$SYS/presence/disconnected/" + x)
+		c = TlsRaw(self.broker.tls_port, tls_context(p, b))
+		c.connect(x)
+		self.bind(a, x)
+		d = c.expect(DISCONNECT, slow(5))
+		self.assertEqual(d.rc, 0x87)
+		c.close()
+		m = watch.expect(PUBLISH, slow(5))
+		self.assertEqual(json.loads(m.payload)["reason"],
+				 "client ID bound to another certificate")
+		watch.close()
+		self.assertEqual(self.tls_rc(a, x).rc, 0)
+		# a plain-TCP client as X is closed the same way on a rebind
+		self.bind(a, "")
+		q = self.broker.raw(5)
+		q.connect(x)
+		self.bind(a, x)
+		self.assertEqual(q.expect(DISCONNECT, slow(5)).rc, 0x87)
+		q.close()
 
 	def test_unbind_delete_rebind(self):
 		"""Unbinding, deleting the certificate and moving the binding

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "registry/admin-int.h"
 #include "registry/regfile.h"
 #include "tls/cert.h"
 
@@ -24,14 +25,6 @@ static const char *const known[] = {
 	"notBeforeFrom", "notBeforeTo", "notAfterFrom", "notAfterTo",
 	"expiringWithinDays", "expired", "limit", "offset", NULL
 };
-
-static const char *arg(const struct admin_req *rq, const char *k)
-{
-	for (int i = 0; i < rq->n_args; i++)
-		if (!strcmp(rq->arg_key[i], k))
-			return rq->arg_val[i] ? rq->arg_val[i] : "";
-	return NULL;
-}
 
 static int bad(char *msg, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -67,11 +60,6 @@ static int serial_arg(const char *s, uint8_t *out, size_t *len)
 	memmove(out, out + z, (size_t)n - z);
 	*len = (size_t)n - z;
 	return 0;
-}
-
-static int id_arg(const char *s, uint8_t id[REG_ID_LEN])
-{
-	return strlen(s) == 2 * REG_ID_LEN && tls_unhex(s, id, REG_ID_LEN) == REG_ID_LEN ? 0 : -EINVAL;
 }
 
 static int digits(const char **p, int n, int *v)
@@ -165,9 +153,9 @@ static int range(const struct admin_req *rq, const char *kf, const char *kt,
 {
 	const char *s;
 
-	if ((s = arg(rq, kf)) && admq_time(s, from))
+	if ((s = admin_arg(rq, kf)) && admq_time(s, from))
 		return bad(msg, len, "\"%s\" must be unix seconds or an RFC 3339 time such as 2025-01-31T00:00:00Z", kf);
-	if ((s = arg(rq, kt)) && admq_time(s, to))
+	if ((s = admin_arg(rq, kt)) && admq_time(s, to))
 		return bad(msg, len, "\"%s\" must be unix seconds or an RFC 3339 time such as 2025-01-31T00:00:00Z", kt);
 	return 0;
 }
@@ -189,26 +177,26 @@ int admq_parse(struct admq *a, const struct admin_req *rq,
 		if (!known[k])
 			return bad(msg, len, "unknown parameter \"%s\"", rq->arg_key[i]);
 	}
-	if ((s = arg(rq, "certificateId"))) {
-		if (id_arg(s, a->id))
+	if ((s = admin_arg(rq, "certificateId"))) {
+		if (admin_parse_id(s, a->id))
 			return bad(msg, len, "\"certificateId\" must be a certificate ID (64 hex digits)");
 		q->id = a->id;
 	}
-	if ((s = arg(rq, "status")) && reg_status_parse(s, &q->status))
+	if ((s = admin_arg(rq, "status")) && reg_status_parse(s, &q->status))
 		return bad(msg, len, "unknown status \"%s\"", s);
-	if ((s = arg(rq, "serial"))) {
+	if ((s = admin_arg(rq, "serial"))) {
 		if (serial_arg(s, a->serial, &q->serial_len))
 			return bad(msg, len, "\"serial\" must be hex");
 		q->serial = a->serial;
 	}
-	if ((s = arg(rq, "ca"))) {
-		if (id_arg(s, a->ca))
+	if ((s = admin_arg(rq, "ca"))) {
+		if (admin_parse_id(s, a->ca))
 			return bad(msg, len, "\"ca\" must be a certificate ID (64 hex digits)");
 		q->by_ca = true;
 		q->ca = (const uint8_t (*)[REG_ID_LEN])&a->ca;
 		q->n_ca = 1;
 	}
-	if ((s = arg(rq, "caSerial"))) {
+	if ((s = admin_arg(rq, "caSerial"))) {
 		struct ca_match m = { .a = a };
 		if (serial_arg(s, m.serial, &m.len))
 			return bad(msg, len, "\"caSerial\" must be hex");
@@ -219,17 +207,17 @@ int admq_parse(struct admq *a, const struct admin_req *rq,
 		q->ca = (const uint8_t (*)[REG_ID_LEN])a->cas;
 		q->n_ca = m.n;
 	}
-	text(&q->cn, arg(rq, "cn"), arg(rq, "cnPrefix"));
-	text(&q->o, arg(rq, "o"), arg(rq, "oPrefix"));
-	text(&q->ou, arg(rq, "ou"), arg(rq, "ouPrefix"));
-	if ((arg(rq, "cn") && arg(rq, "cnPrefix")) || (arg(rq, "o") && arg(rq, "oPrefix")) ||
-	    (arg(rq, "ou") && arg(rq, "ouPrefix")))
+	text(&q->cn, admin_arg(rq, "cn"), admin_arg(rq, "cnPrefix"));
+	text(&q->o, admin_arg(rq, "o"), admin_arg(rq, "oPrefix"));
+	text(&q->ou, admin_arg(rq, "ou"), admin_arg(rq, "ouPrefix"));
+	if ((admin_arg(rq, "cn") && admin_arg(rq, "cnPrefix")) || (admin_arg(rq, "o") && admin_arg(rq, "oPrefix")) ||
+	    (admin_arg(rq, "ou") && admin_arg(rq, "ouPrefix")))
 		return bad(msg, len, "give a name exactly or by prefix, not both");
-	q->client_id = arg(rq, "clientId");
+	q->client_id = admin_arg(rq, "clientId");
 	if (range(rq, "notBeforeFrom", "notBeforeTo", &q->nb_from, &q->nb_to, msg, len) ||
 	    range(rq, "notAfterFrom", "notAfterTo", &q->na_from, &q->na_to, msg, len))
 		return -EINVAL;
-	if ((s = arg(rq, "expired"))) {
+	if ((s = admin_arg(rq, "expired"))) {
 		if (!strcmp(s, "true")) {
 			if (q->na_to > now - 1)
 				q->na_to = now - 1;
@@ -240,7 +228,7 @@ int admq_parse(struct admq *a, const struct admin_req *rq,
 			return bad(msg, len, "\"expired\" must be true or false");
 		}
 	}
-	if ((s = arg(rq, "expiringWithinDays"))) {
+	if ((s = admin_arg(rq, "expiringWithinDays"))) {
 		if (num(s, 0, 36500, &v))
 			return bad(msg, len, "\"expiringWithinDays\" must be a number from 0 to 36500");
 		if (q->na_from < now)
@@ -248,12 +236,12 @@ int admq_parse(struct admq *a, const struct admin_req *rq,
 		if (q->na_to > now + v * 86400)
 			q->na_to = now + v * 86400;
 	}
-	if ((s = arg(rq, "limit"))) {
+	if ((s = admin_arg(rq, "limit"))) {
 		if (num(s, 1, ADMIN_LIST_MAX, &v))
 			return bad(msg, len, "\"limit\" must be a number from 1 to %d", ADMIN_LIST_MAX);
 		q->limit = (uint64_t)v;
 	}
-	if ((s = arg(rq, "offset"))) {
+	if ((s = admin_arg(rq, "offset"))) {
 		if (num(s, 0, LLONG_MAX, &v))
 			return bad(msg, len, "\"offset\" must be a number from 0 to %lld", LLONG_MAX);
 		q->offset = (uint64_t)v;

@@ -16,6 +16,7 @@
  * exception is GET /metrics, Prometheus text (registry/metrics.c).
  */
 #include "registry/admin.h"
+#include "registry/admin-int.h"
 #include "registry/admin-query.h"
 
 #include <errno.h>
@@ -59,10 +60,8 @@ struct admin {
 
 /* ---- answers ---------------------------------------------------------------- */
 
-static int fail(json_t **out, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(json_t **out, int status, const char *code, const char *fmt, ...)
+/* See registry/admin-int.h. */
+int admin_fail(json_t **out, int status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -74,28 +73,31 @@ static int fail(json_t **out, int status, const char *code, const char *fmt, ...
 	return status;
 }
 
-static int oom(json_t **out)
+/* See registry/admin-int.h. */
+int admin_oom(json_t **out)
 {
-	return fail(out, 500, "internal", "out of memory");
+	return admin_fail(out, 500, "internal", "out of memory");
 }
 
-/* An answer object built by the caller: NULL means allocation failed. */
-static int ok(json_t **out, int status, json_t *v)
+/* See registry/admin-int.h. */
+int admin_ok(json_t **out, int status, json_t *v)
 {
 	if (!v)
-		return oom(out);
+		return admin_oom(out);
 	*out = v;
 	return status;
 }
 
-static json_t *jtime(int64_t t)
+/* See registry/admin-int.h. */
+json_t *admin_jtime(int64_t t)
 {
 	char s[32];
 
 	return tls_time_format(t, s, sizeof s) > 0 ? json_string(s) : json_null();
 }
 
-static json_t *jhex(const uint8_t *p, size_t n)
+/* See registry/admin-int.h. */
+json_t *admin_jhex(const uint8_t *p, size_t n)
 {
 	char s[2 * 64 + 1];
 
@@ -128,23 +130,23 @@ static json_t *dev_json(const struct admin *a, const struct reg_device *d, bool 
 	int64_t now = time(NULL);
 	json_t *o = json_object();
 	bool good = o &&
-		put(o, "certificateId", jhex(d->id, REG_ID_LEN)) &&
-		put(o, "serialNumber", jhex(d->serial, d->serial_len)) &&
-		put(o, "caCertificateId", jhex(d->issuer, REG_ID_LEN)) &&
+		put(o, "certificateId", admin_jhex(d->id, REG_ID_LEN)) &&
+		put(o, "serialNumber", admin_jhex(d->serial, d->serial_len)) &&
+		put(o, "caCertificateId", admin_jhex(d->issuer, REG_ID_LEN)) &&
 		put(o, "commonName", json_stringn(d->cn, d->cn_len)) &&
 		put(o, "organization", json_stringn(d->o, d->o_len)) &&
 		put(o, "organizationalUnit", json_stringn(d->ou, d->ou_len)) &&
-		put(o, "notBefore", jtime(d->not_before)) &&
-		put(o, "notAfter", jtime(d->not_after)) &&
+		put(o, "notBefore", admin_jtime(d->not_before)) &&
+		put(o, "notAfter", admin_jtime(d->not_after)) &&
 		put(o, "expired", json_boolean(d->not_after < now)) &&
 		put(o, "expiringSoon", json_boolean(d->not_after >= now &&
 						     d->not_after - now <= a->warn_secs)) &&
 		put(o, "status", json_string(reg_status_name(d->status))) &&
 		put(o, "clientId", json_stringn(d->client_id, d->client_id_len)) &&
 		put(o, "registeredBy", json_string(d->how == REG_AUTO ? "AUTO" : "MANUAL")) &&
-		put(o, "createdAt", jtime(d->created)) &&
+		put(o, "createdAt", admin_jtime(d->created)) &&
 		put(o, "createdBy", json_string(d->created_by)) &&
-		put(o, "updatedAt", jtime(d->updated)) &&
+		put(o, "updatedAt", admin_jtime(d->updated)) &&
 		put(o, "updatedBy", json_string(d->updated_by)) &&
 		(!pem || put(o, "certificatePem", jpem(d->der, d->der_len)));
 
@@ -159,20 +161,20 @@ static json_t *ca_json(const struct reg_ca *ca, bool pem)
 {
 	json_t *o = json_object();
 	bool good = o &&
-		put(o, "certificateId", jhex(ca->id, REG_ID_LEN)) &&
-		put(o, "caCertificateId", jhex(ca->id, REG_ID_LEN)) &&
-		put(o, "serialNumber", jhex(ca->serial, ca->serial_len)) &&
+		put(o, "certificateId", admin_jhex(ca->id, REG_ID_LEN)) &&
+		put(o, "caCertificateId", admin_jhex(ca->id, REG_ID_LEN)) &&
+		put(o, "serialNumber", admin_jhex(ca->serial, ca->serial_len)) &&
 		put(o, "commonName", json_stringn(ca->cn, ca->cn_len)) &&
 		put(o, "organization", json_stringn(ca->o, ca->o_len)) &&
 		put(o, "organizationalUnit", json_stringn(ca->ou, ca->ou_len)) &&
-		put(o, "notBefore", jtime(ca->not_before)) &&
-		put(o, "notAfter", jtime(ca->not_after)) &&
+		put(o, "notBefore", admin_jtime(ca->not_before)) &&
+		put(o, "notAfter", admin_jtime(ca->not_after)) &&
 		put(o, "status", json_string(reg_status_name(ca->status))) &&
 		put(o, "autoRegistration", json_boolean(ca->auto_register)) &&
 		put(o, "autoStatus", json_string(reg_status_name(ca->auto_status))) &&
-		put(o, "createdAt", jtime(ca->created)) &&
+		put(o, "createdAt", admin_jtime(ca->created)) &&
 		put(o, "createdBy", json_string(ca->created_by)) &&
-		put(o, "updatedAt", jtime(ca->updated)) &&
+		put(o, "updatedAt", admin_jtime(ca->updated)) &&
 		put(o, "updatedBy", json_string(ca->updated_by)) &&
 		(!pem || put(o, "certificatePem", jpem(ca->der, ca->der_len)));
 
@@ -185,9 +187,8 @@ static json_t *ca_json(const struct reg_ca *ca, bool pem)
 
 /* ---- request helpers ---------------------------------------------------------- */
 
-/* The request's JSON object body, checked against the allowed members.
- * Returns 0 with *obj, or an HTTP status with *out set. */
-static int body_object(const struct admin_req *rq, const char *const *allowed,
+/* See registry/admin-int.h. */
+int admin_body_object(const struct admin_req *rq, const char *const *allowed,
 		       json_t **obj, json_t **out)
 {
 	json_error_t je;
@@ -196,22 +197,24 @@ static int body_object(const struct admin_req *rq, const char *const *allowed,
 
 	*obj = NULL;
 	if (!rq->body || rq->body_len == 0)
-		return fail(out, 400, "bad_request", "a JSON object body is needed");
+		return admin_fail(out, 400, "bad_request", "a JSON object body is needed");
 	o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
 	if (!o)
-		return fail(out, 400, "bad_json", "line %d column %d: %s", je.line,
+		return admin_fail(out, 400, "bad_json", "line %d column %d: %s", je.line,
 			    je.column, je.text);
 	if (!json_is_object(o)) {
 		json_decref(o);
-		return fail(out, 400, "bad_json", "the body must be a JSON object");
+		return admin_fail(out, 400, "bad_json", "the body must be a JSON object");
 	}
 	json_object_foreach(o, k, v) {
 		size_t i;
 
+		if (!allowed)
+			break;
 		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
 			;
 		if (!allowed[i]) {
-			int st = fail(out, 400, "bad_field", "unknown member \"%s\"", k);
+			int st = admin_fail(out, 400, "bad_field", "unknown member \"%s\"", k);
 
 			json_decref(o);
 			return st;
@@ -233,7 +236,7 @@ static int opt_string(json_t *o, const char *k, const char **s, size_t *len,
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return fail(out, 400, "bad_field", "\"%s\" must be a string", k);
+		return admin_fail(out, 400, "bad_field", "\"%s\" must be a string", k);
 	*s = json_string_value(v);
 	if (len)
 		*len = json_string_length(v);
@@ -247,7 +250,7 @@ static int opt_bool(json_t *o, const char *k, bool *b, json_t **out)
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v))
-		return fail(out, 400, "bad_field", "\"%s\" must be true or false", k);
+		return admin_fail(out, 400, "bad_field", "\"%s\" must be true or false", k);
 	*b = json_is_true(v);
 	return 0;
 }
@@ -265,9 +268,9 @@ static int opt_status(json_t *o, const char *k, enum reg_status a,
 		return rc;
 	if (reg_status_parse(s, &v) != 0 || (v != a && v != b && v != c)) {
 		if (c)
-			return fail(out, 400, "bad_field", "\"%s\" must be %s, %s or %s", k,
+			return admin_fail(out, 400, "bad_field", "\"%s\" must be %s, %s or %s", k,
 				    reg_status_name(a), reg_status_name(b), reg_status_name(c));
-		return fail(out, 400, "bad_field", "\"%s\" must be %s or %s", k,
+		return admin_fail(out, 400, "bad_field", "\"%s\" must be %s or %s", k,
 			    reg_status_name(a), reg_status_name(b));
 	}
 	*st = v;
@@ -285,32 +288,44 @@ static int pem_member(json_t *o, const char *k, uint8_t *der, size_t *len,
 	if (rc)
 		return rc;
 	if (!s)
-		return fail(out, 400, "bad_field", "\"%s\" (a PEM certificate) is missing", k);
+		return admin_fail(out, 400, "bad_field", "\"%s\" (a PEM certificate) is missing", k);
 	rc = tls_cert_pem_to_der(s, sl, der, REG_DER_MAX);
 	if (rc == -ENOENT)
-		return fail(out, 400, "bad_certificate", "\"%s\" has no CERTIFICATE PEM block", k);
+		return admin_fail(out, 400, "bad_certificate", "\"%s\" has no CERTIFICATE PEM block", k);
 	if (rc == -ENOSPC)
-		return fail(out, 400, "bad_certificate", "\"%s\" is over %d bytes of DER", k,
+		return admin_fail(out, 400, "bad_certificate", "\"%s\" is over %d bytes of DER", k,
 			    REG_DER_MAX);
 	if (rc <= 0)
-		return fail(out, 400, "bad_certificate", "\"%s\" is not valid PEM", k);
+		return admin_fail(out, 400, "bad_certificate", "\"%s\" is not valid PEM", k);
 	*len = (size_t)rc;
 	return 0;
 }
 
-static int parse_id(const char *s, uint8_t id[REG_ID_LEN])
+/* See registry/admin-int.h. */
+const char *admin_arg(const struct admin_req *rq, const char *k)
+{
+	for (int i = 0; i < rq->n_args; i++)
+		if (!strcmp(rq->arg_key[i], k))
+			return rq->arg_val[i] ? rq->arg_val[i] : "";
+	return NULL;
+}
+
+/* See registry/admin-int.h. */
+int admin_parse_id(const char *s, uint8_t id[REG_ID_LEN])
 {
 	return strlen(s) == 2 * REG_ID_LEN && tls_unhex(s, id, REG_ID_LEN) == REG_ID_LEN ? 0 : -EINVAL;
 }
 
-static bool is_action(const struct admin_req *rq, const char *m)
+/* See registry/admin-int.h. */
+bool admin_is(const struct admin_req *rq, const char *m)
 {
 	return !strcmp(rq->method, m);
 }
 
-static int no_method(json_t **out, const struct admin_req *rq)
+/* See registry/admin-int.h. */
+int admin_no_method(json_t **out, const struct admin_req *rq)
 {
-	return fail(out, 405, "method_not_allowed", "%s is not allowed on %s",
+	return admin_fail(out, 405, "method_not_allowed", "%s is not allowed on %s",
 		    rq->method, rq->path);
 }
 
@@ -318,7 +333,7 @@ static int no_method(json_t **out, const struct admin_req *rq)
 
 static int code_get(struct admin *a, json_t **out)
 {
-	return ok(out, 200, json_pack("{s:s}", "registrationCode", a->g->code));
+	return admin_ok(out, 200, json_pack("{s:s}", "registrationCode", a->g->code));
 }
 
 static int code_rotate(struct admin *a, json_t **out)
@@ -326,7 +341,7 @@ static int code_rotate(struct admin *a, json_t **out)
 	int rc = rg_code_rotate(a->g);
 
 	if (rc)
-		return fail(out, 500, "internal", "cannot keep the new code: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot keep the new code: %s", strerror(-rc));
 	log_info("admin: registration code rotated");
 	return code_get(a, out);
 }
@@ -397,11 +412,11 @@ static int ca_list(struct admin *a, json_t **out)
 	}
 	o = json_pack("{s:o, s:I}", "cas", arr, "total", (json_int_t)json_array_size(arr));
 	free(r.v);
-	return ok(out, 200, o);
+	return admin_ok(out, 200, o);
 nomem:
 	free(r.v);
 	json_decref(arr);
-	return oom(out);
+	return admin_oom(out);
 }
 
 static int ca_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
@@ -409,8 +424,8 @@ static int ca_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
 	struct reg_ca ca;
 
 	if (reg_ca_get_mt(a->g->reg, id, &ca) != 0)
-		return fail(out, 404, "not_found", "no such CA certificate");
-	return ok(out, 200, ca_json(&ca, true));
+		return admin_fail(out, 404, "not_found", "no such CA certificate");
+	return admin_ok(out, 200, ca_json(&ca, true));
 }
 
 /* POST /cas: proof of possession, then the record. */
@@ -431,7 +446,7 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 	struct reg_ca rec;
 	int st, rc;
 
-	st = body_object(rq, fields, &o, out);
+	st = admin_body_object(rq, fields, &o, out);
 	if (st)
 		return st;
 	ca_der = malloc(REG_DER_MAX);
@@ -439,7 +454,7 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 	ci = malloc(sizeof *ci);
 	vi = malloc(sizeof *vi);
 	if (!ca_der || !ver_der || !ci || !vi) {
-		st = oom(out);
+		st = admin_oom(out);
 		goto done;
 	}
 	if ((st = pem_member(o, "caCertificate", ca_der, &ca_len, out)) ||
@@ -451,49 +466,49 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 		goto done;
 	rc = tls_cert_parse(ca_der, ca_len, ci);
 	if (rc) {
-		st = fail(out, 400, "bad_certificate", "caCertificate does not parse: %s",
+		st = admin_fail(out, 400, "bad_certificate", "caCertificate does not parse: %s",
 			  rc == -ENAMETOOLONG ? "a name is too long" : "not a valid X.509 certificate");
 		goto done;
 	}
 	if (!ci->is_ca || (ci->has_key_usage && !(ci->key_usage & TLS_KU_KEY_CERT_SIGN))) {
-		st = fail(out, 400, "not_a_ca",
+		st = admin_fail(out, 400, "not_a_ca",
 			  "caCertificate is not a CA certificate (basicConstraints cA and keyCertSign are needed)");
 		goto done;
 	}
 	if (ci->not_after < now) {
-		st = fail(out, 400, "expired", "caCertificate expired");
+		st = admin_fail(out, 400, "expired", "caCertificate expired");
 		goto done;
 	}
 	rc = tls_cert_parse(ver_der, ver_len, vi);
 	if (rc) {
-		st = fail(out, 400, "bad_certificate", "verificationCertificate does not parse");
+		st = admin_fail(out, 400, "bad_certificate", "verificationCertificate does not parse");
 		goto done;
 	}
 	/* Proof of possession: a certificate naming the current code, signed
 	 * by the CA's own key. */
 	if (strcmp(vi->cn, a->g->code) != 0) {
-		st = fail(out, 400, "verification_failed",
+		st = admin_fail(out, 400, "verification_failed",
 			  "the verification certificate's CN is not the current registration code");
 		goto done;
 	}
 	rc = tls_cert_check_sig(vi, ci);
 	if (rc == -EOPNOTSUPP) {
-		st = fail(out, 400, "unsupported_algorithm",
+		st = admin_fail(out, 400, "unsupported_algorithm",
 			  "the verification certificate's signature algorithm is not supported");
 		goto done;
 	}
 	if (rc) {
-		st = fail(out, 400, "verification_failed",
+		st = admin_fail(out, 400, "verification_failed",
 			  "the verification certificate is not signed by the CA's key");
 		goto done;
 	}
 	if (vi->not_after < now || vi->not_before > now + 300) {
-		st = fail(out, 400, "verification_failed",
+		st = admin_fail(out, 400, "verification_failed",
 			  "the verification certificate is not valid now");
 		goto done;
 	}
 	if (reg_ca_get_mt(a->g->reg, ci->id, &rec) == 0) {
-		st = fail(out, 409, "conflict", "this CA certificate is registered already");
+		st = admin_fail(out, 409, "conflict", "this CA certificate is registered already");
 		goto done;
 	}
 	struct reg_ca_in in = {
@@ -506,16 +521,16 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 	memcpy(in.id, ci->id, REG_ID_LEN);
 	rc = reg_ca_add(a->g->reg, &in, by);
 	if (rc == -EEXIST) {
-		st = fail(out, 409, "conflict", "this CA certificate is registered already");
+		st = admin_fail(out, 409, "conflict", "this CA certificate is registered already");
 		goto done;
 	}
 	if (rc == -EINVAL || rc == -ENAMETOOLONG || rc == -EMSGSIZE) {
-		st = fail(out, 400, "bad_certificate", "the CA certificate cannot be stored: %s",
+		st = admin_fail(out, 400, "bad_certificate", "the CA certificate cannot be stored: %s",
 			  strerror(-rc));
 		goto done;
 	}
 	if (rc) {
-		st = fail(out, 500, "internal", "cannot store the CA: %s", strerror(-rc));
+		st = admin_fail(out, 500, "internal", "cannot store the CA: %s", strerror(-rc));
 		goto done;
 	}
 	/* Every registered CA is a trust anchor; an INACTIVE one is refused
@@ -523,11 +538,11 @@ static int ca_register(struct admin *a, const struct admin_req *rq,
 	rg_trust_ca(a->g, ca_der, ca_len);
 	rg_notify_ca(a->g, ci->id);
 	if (reg_ca_get_mt(a->g->reg, ci->id, &rec) != 0) {
-		st = fail(out, 500, "internal", "the CA is stored but cannot be read back");
+		st = admin_fail(out, 500, "internal", "the CA is stored but cannot be read back");
 		goto done;
 	}
 	log_info("admin: CA \"%s\" registered by %s", rec.cn, by->actor);
-	st = ok(out, 201, ca_json(&rec, true));
+	st = admin_ok(out, 201, ca_json(&rec, true));
 done:
 	json_decref(o);
 	free(ca_der);
@@ -544,12 +559,12 @@ static int ca_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 	int rc;
 
 	if (reg_ca_get_mt(a->g->reg, id, &ca) != 0)
-		return fail(out, 404, "not_found", "no such CA certificate");
+		return admin_fail(out, 404, "not_found", "no such CA certificate");
 	rc = reg_ca_set_status(a->g->reg, id, s, by);
 	if (rc == -ENOENT)
-		return fail(out, 404, "not_found", "no such CA certificate");
+		return admin_fail(out, 404, "not_found", "no such CA certificate");
 	if (rc)
-		return fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
 	if (s != ca.status) {
 		if (s == REG_ACTIVE)
 			rg_trust_ca(a->g, ca.der, ca.der_len);  /* harmless if it is one */
@@ -568,13 +583,13 @@ static int ca_auto(struct admin *a, const struct admin_req *rq,
 	int st, rc;
 
 	if (reg_ca_get_mt(a->g->reg, id, &ca) != 0)
-		return fail(out, 404, "not_found", "no such CA certificate");
-	st = body_object(rq, fields, &o, out);
+		return admin_fail(out, 404, "not_found", "no such CA certificate");
+	st = admin_body_object(rq, fields, &o, out);
 	if (st)
 		return st;
 	en = json_object_get(o, "enabled");
 	if (!json_is_boolean(en)) {
-		st = fail(out, 400, "bad_field", "\"enabled\" (true or false) is needed");
+		st = admin_fail(out, 400, "bad_field", "\"enabled\" (true or false) is needed");
 		goto done;
 	}
 	st = opt_status(o, "status", REG_ACTIVE, REG_PENDING_ACTIVATION, 0, &initial, out);
@@ -582,11 +597,11 @@ static int ca_auto(struct admin *a, const struct admin_req *rq,
 		goto done;
 	rc = reg_ca_set_auto(a->g->reg, id, json_is_true(en), initial, by);
 	if (rc == -ENOENT)
-		st = fail(out, 404, "not_found", "no such CA certificate");
+		st = admin_fail(out, 404, "not_found", "no such CA certificate");
 	else if (rc == -EINVAL)
-		st = fail(out, 400, "bad_field", "invalid automatic registration setting");
+		st = admin_fail(out, 400, "bad_field", "invalid automatic registration setting");
 	else if (rc)
-		st = fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
+		st = admin_fail(out, 500, "internal", "cannot change the CA: %s", strerror(-rc));
 	else {
 		rg_notify_ca(a->g, id);
 		st = ca_get(a, id, out);
@@ -602,14 +617,14 @@ static int ca_delete(struct admin *a, const uint8_t id[REG_ID_LEN],
 	int rc = reg_ca_delete(a->g->reg, id, by);
 
 	if (rc == -ENOENT)
-		return fail(out, 404, "not_found", "no such CA certificate");
+		return admin_fail(out, 404, "not_found", "no such CA certificate");
 	if (rc == -EBUSY)
-		return fail(out, 409, "conflict", "the CA is ACTIVE: deactivate it first");
+		return admin_fail(out, 409, "conflict", "the CA is ACTIVE: deactivate it first");
 	if (rc)
-		return fail(out, 500, "internal", "cannot delete the CA: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot delete the CA: %s", strerror(-rc));
 	rg_trust_reset(a->g);   /* the remaining CAs */
 	rg_notify_ca(a->g, id);
-	return ok(out, 200, json_pack("{s:o, s:b}", "certificateId", jhex(id, REG_ID_LEN),
+	return admin_ok(out, 200, json_pack("{s:o, s:b}", "certificateId", admin_jhex(id, REG_ID_LEN),
 				      "deleted", 1));
 }
 
@@ -622,7 +637,7 @@ static int dev_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
 	json_t *o, *clients;
 
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
-		return fail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	o = dev_json(a, &d, true);
 	clients = rg_presence_clients(a->g, id);
 	/* json_object_set_new takes clients, also when it fails */
@@ -630,9 +645,9 @@ static int dev_get(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **out)
 		if (!o || !clients)
 			json_decref(clients);
 		json_decref(o);
-		return oom(out);
+		return admin_oom(out);
 	}
-	return ok(out, 200, o);
+	return admin_ok(out, 200, o);
 }
 
 /* Find the registered CA that issued ci: same name, and its key verifies
@@ -751,14 +766,14 @@ static int dev_register(struct admin *a, const struct admin_req *rq,
 	json_t *o;
 	int st, rc;
 
-	st = body_object(rq, fields, &o, out);
+	st = admin_body_object(rq, fields, &o, out);
 	if (st)
 		return st;
 	der = malloc(REG_DER_MAX);
 	ci = malloc(sizeof *ci);
 	f = calloc(1, sizeof *f);
 	if (!der || !ci || !f) {
-		st = oom(out);
+		st = admin_oom(out);
 		goto done;
 	}
 	if ((st = pem_member(o, "certificate", der, &len, out)) ||
@@ -768,44 +783,44 @@ static int dev_register(struct admin *a, const struct admin_req *rq,
 	    (st = opt_string(o, "caCertificateId", &ca_hex, NULL, out)))
 		goto done;
 	if (client && strlen(client) != cl) {
-		st = fail(out, 400, "bad_field", "\"clientId\" contains a NUL character");
+		st = admin_fail(out, 400, "bad_field", "\"clientId\" contains a NUL character");
 		goto done;
 	}
 	if (cl > REG_CLIENT_MAX) {
-		st = fail(out, 400, "bad_field", "\"clientId\" is over %d bytes", REG_CLIENT_MAX);
+		st = admin_fail(out, 400, "bad_field", "\"clientId\" is over %d bytes", REG_CLIENT_MAX);
 		goto done;
 	}
 	rc = tls_cert_parse(der, len, ci);
 	if (rc) {
-		st = fail(out, 400, "bad_certificate", "certificate does not parse: %s",
+		st = admin_fail(out, 400, "bad_certificate", "certificate does not parse: %s",
 			  rc == -ENAMETOOLONG ? "a name is too long" : "not a valid X.509 certificate");
 		goto done;
 	}
 	if (ci->is_ca) {
-		st = fail(out, 400, "bad_certificate",
+		st = admin_fail(out, 400, "bad_certificate",
 			  "this is a CA certificate: register it under /api/v1/cas");
 		goto done;
 	}
-	if (ca_hex && parse_id(ca_hex, f->id) != 0) {
-		st = fail(out, 400, "unknown_ca", "caCertificateId is not a registered CA");
+	if (ca_hex && admin_parse_id(ca_hex, f->id) != 0) {
+		st = admin_fail(out, 400, "unknown_ca", "caCertificateId is not a registered CA");
 		goto done;
 	}
 	rc = find_anchor(a, o, ci, ca_hex ? f->id : NULL, f);
 	if (rc == -ENOMEM) {
-		st = oom(out);
+		st = admin_oom(out);
 		goto done;
 	}
 	if (!f->found) {
 		if (ca_hex)
-			st = fail(out, 400, "unknown_ca",
+			st = admin_fail(out, 400, "unknown_ca",
 				  "the certificate does not chain to CA %s", ca_hex);
 		else
-			st = fail(out, 400, "unknown_ca",
+			st = admin_fail(out, 400, "unknown_ca",
 				  "the certificate's issuer is not a registered CA, nor signed by one through the intermediates given after it (or a signature does not verify)");
 		goto done;
 	}
 	if (reg_dev_get_mt(a->g->reg, ci->id, &d) == 0) {
-		st = fail(out, 409, "conflict", "this certificate is registered already");
+		st = admin_fail(out, 409, "conflict", "this certificate is registered already");
 		goto done;
 	}
 	struct reg_dev_in in = {
@@ -819,31 +834,31 @@ static int dev_register(struct admin *a, const struct admin_req *rq,
 	memcpy(in.issuer, f->id, REG_ID_LEN);
 	rc = reg_dev_add(a->g->reg, &in, by);
 	if (rc == -EEXIST) {
-		st = fail(out, 409, "conflict",
+		st = admin_fail(out, 409, "conflict",
 			  "another certificate of this CA has the same serial number");
 		goto done;
 	}
 	if (rc == -ENOENT) {
-		st = fail(out, 400, "unknown_ca", "the issuing CA is not registered");
+		st = admin_fail(out, 400, "unknown_ca", "the issuing CA is not registered");
 		goto done;
 	}
 	if (rc == -EINVAL || rc == -ENAMETOOLONG || rc == -EMSGSIZE) {
-		st = fail(out, 400, "bad_certificate", "the certificate cannot be stored: %s",
+		st = admin_fail(out, 400, "bad_certificate", "the certificate cannot be stored: %s",
 			  strerror(-rc));
 		goto done;
 	}
 	if (rc < 0) {
-		st = fail(out, 500, "internal", "cannot store the certificate: %s", strerror(-rc));
+		st = admin_fail(out, 500, "internal", "cannot store the certificate: %s", strerror(-rc));
 		goto done;
 	}
 	/* rc == 1: its serial is revoked on record: stored REVOKED. */
 	rg_notify_dev(a->g, ci->id);
 	if (reg_dev_get_mt(a->g->reg, ci->id, &d) != 0) {
-		st = fail(out, 500, "internal", "the certificate is stored but cannot be read back");
+		st = admin_fail(out, 500, "internal", "the certificate is stored but cannot be read back");
 		goto done;
 	}
 	rg_publish_dev(a->g, "registered", &d, by->actor);
-	st = ok(out, 201, dev_json(a, &d, true));
+	st = admin_ok(out, 201, dev_json(a, &d, true));
 done:
 	json_decref(o);
 	free(der);
@@ -879,13 +894,13 @@ static int dev_list(struct admin *a, const struct admin_req *rq, json_t **out)
 	admq_free(&q);
 	if (rc == -EINVAL) {
 		json_decref(p.arr);
-		return fail(out, 400, "bad_query", "%s", msg);
+		return admin_fail(out, 400, "bad_query", "%s", msg);
 	}
 	if (rc || !p.arr) {
 		json_decref(p.arr);
-		return oom(out);
+		return admin_oom(out);
 	}
-	return ok(out, 200, json_pack("{s:o, s:I, s:I, s:I}", "certificates", p.arr,
+	return admin_ok(out, 200, json_pack("{s:o, s:I, s:I, s:I}", "certificates", p.arr,
 				      "total", (json_int_t)total,
 				      "limit", (json_int_t)q.q.limit,
 				      "offset", (json_int_t)q.q.offset));
@@ -898,25 +913,25 @@ static int dev_status(struct admin *a, const uint8_t id[REG_ID_LEN],
 	int rc;
 
 	if (reg_dev_get_mt(a->g->reg, id, &before) != 0)
-		return fail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	rc = reg_dev_set_status(a->g->reg, id, s, by);
 	if (rc == -ENOENT)
-		return fail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	if (rc == -EPERM)
-		return fail(out, 409, "conflict", "the certificate is REVOKED, which is final");
+		return admin_fail(out, 409, "conflict", "the certificate is REVOKED, which is final");
 	if (rc == -EINVAL)
-		return fail(out, 400, "bad_request", "invalid status");
+		return admin_fail(out, 400, "bad_request", "invalid status");
 	if (rc)
-		return fail(out, 500, "internal", "cannot change the certificate: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot change the certificate: %s", strerror(-rc));
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
-		return fail(out, 500, "internal", "the change is stored but cannot be read back");
+		return admin_fail(out, 500, "internal", "the change is stored but cannot be read back");
 	if (d.status != before.status) {
 		rg_notify_dev(a->g, id);
 		rg_publish_status(a->g, &d, before.status, by->actor);
 		log_info("admin: certificate \"%s\" %s -> %s by %s", d.cn,
 			 reg_status_name(before.status), reg_status_name(d.status), by->actor);
 	}
-	return ok(out, 200, dev_json(a, &d, true));
+	return admin_ok(out, 200, dev_json(a, &d, true));
 }
 
 static int dev_bind(struct admin *a, const struct admin_req *rq,
@@ -930,25 +945,25 @@ static int dev_bind(struct admin *a, const struct admin_req *rq,
 	int st, rc;
 
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
-		return fail(out, 404, "not_found", "no such certificate");
-	st = body_object(rq, fields, &o, out);
+		return admin_fail(out, 404, "not_found", "no such certificate");
+	st = admin_body_object(rq, fields, &o, out);
 	if (st)
 		return st;
 	if (!json_object_get(o, "clientId")) {
-		st = fail(out, 400, "bad_field", "\"clientId\" is needed (\"\" unbinds)");
+		st = admin_fail(out, 400, "bad_field", "\"clientId\" is needed (\"\" unbinds)");
 		goto done;
 	}
 	if ((st = opt_string(o, "clientId", &client, &cl, out)))
 		goto done;
 	rc = reg_dev_bind(a->g->reg, id, client ? client : "", cl, by);
 	if (rc == -ENOENT)
-		st = fail(out, 404, "not_found", "no such certificate");
+		st = admin_fail(out, 404, "not_found", "no such certificate");
 	else if (rc == -ENAMETOOLONG)
-		st = fail(out, 400, "bad_field", "\"clientId\" is over %d bytes", REG_CLIENT_MAX);
+		st = admin_fail(out, 400, "bad_field", "\"clientId\" is over %d bytes", REG_CLIENT_MAX);
 	else if (rc == -EINVAL)
-		st = fail(out, 400, "bad_field", "\"clientId\" contains a NUL character");
+		st = admin_fail(out, 400, "bad_field", "\"clientId\" contains a NUL character");
 	else if (rc)
-		st = fail(out, 500, "internal", "cannot bind: %s", strerror(-rc));
+		st = admin_fail(out, 500, "internal", "cannot bind: %s", strerror(-rc));
 	else {
 		rg_notify_dev(a->g, id);
 		st = dev_get(a, id, out);
@@ -965,17 +980,17 @@ static int dev_delete(struct admin *a, const uint8_t id[REG_ID_LEN],
 	int rc;
 
 	if (reg_dev_get_mt(a->g->reg, id, &d) != 0)
-		return fail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	rc = reg_dev_delete(a->g->reg, id, by);
 	if (rc == -ENOENT)
-		return fail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	if (rc == -EBUSY)
-		return fail(out, 409, "conflict", "the certificate is ACTIVE: deactivate it first");
+		return admin_fail(out, 409, "conflict", "the certificate is ACTIVE: deactivate it first");
 	if (rc)
-		return fail(out, 500, "internal", "cannot delete: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot delete: %s", strerror(-rc));
 	rg_notify_dev(a->g, id);
 	rg_publish_dev(a->g, "deleted", &d, by->actor);
-	return ok(out, 200, json_pack("{s:o, s:b}", "certificateId", jhex(id, REG_ID_LEN),
+	return admin_ok(out, 200, json_pack("{s:o, s:b}", "certificateId", admin_jhex(id, REG_ID_LEN),
 				      "deleted", 1));
 }
 
@@ -996,7 +1011,7 @@ static int hist_each(void *ctx, const struct reg_event *ev)
 
 	if (!o || !put(o, "event", json_string(kind_name(ev->kind))) ||
 	    !put(o, "sequence", json_integer((json_int_t)ev->seq)) ||
-	    !put(o, "time", jtime(ev->time)) ||
+	    !put(o, "time", admin_jtime(ev->time)) ||
 	    !put(o, "actor", json_string(ev->actor ? ev->actor : "")) ||
 	    !put(o, "status", json_string(reg_status_name(ev->status))) ||
 	    !put(o, "clientId", json_string(ev->client_id ? ev->client_id : "")) ||
@@ -1015,17 +1030,17 @@ static int dev_history(struct admin *a, const uint8_t id[REG_ID_LEN], json_t **o
 	int rc;
 
 	if (!arr)
-		return oom(out);
+		return admin_oom(out);
 	rc = reg_dev_history_mt(a->g->reg, id, hist_each, arr);
 	if (rc == -ENOENT) {
 		json_decref(arr);
-		return fail(out, 404, "not_found", "this certificate was never registered");
+		return admin_fail(out, 404, "not_found", "this certificate was never registered");
 	}
 	if (rc) {
 		json_decref(arr);
-		return oom(out);
+		return admin_oom(out);
 	}
-	return ok(out, 200, json_pack("{s:o, s:o}", "certificateId", jhex(id, REG_ID_LEN),
+	return admin_ok(out, 200, json_pack("{s:o, s:o}", "certificateId", admin_jhex(id, REG_ID_LEN),
 				      "events", arr));
 }
 
@@ -1052,7 +1067,7 @@ static int authorize(struct admin *a, const struct admin_req *rq, char *actor,
 	if (!a->need_token)
 		return 0;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return fail(out, 401, "unauthorized", "a bearer token is needed");
+		return admin_fail(out, 401, "unauthorized", "a bearer token is needed");
 	tok = h + 7;
 	while (*tok == ' ')
 		tok++;
@@ -1060,7 +1075,7 @@ static int authorize(struct admin *a, const struct admin_req *rq, char *actor,
 		if (same_secret(tok, strlen(tok), a->tokens[i].secret, a->tokens[i].len) && !hit)
 			hit = &a->tokens[i];
 	if (!hit)
-		return fail(out, 401, "unauthorized", "the bearer token is not valid");
+		return admin_fail(out, 401, "unauthorized", "the bearer token is not valid");
 	if (hit->name)
 		snprintf(actor, cap, "admin:%s", hit->name);
 	return 0;
@@ -1077,17 +1092,17 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 
 	*out = NULL;
 	if (!strcmp(p, "/healthz")) {
-		if (!is_action(rq, "GET") && !is_action(rq, "HEAD"))
-			return no_method(out, rq);
-		return ok(out, 200, json_pack("{s:s}", "status", "ok"));
+		if (!admin_is(rq, "GET") && !admin_is(rq, "HEAD"))
+			return admin_no_method(out, rq);
+		return admin_ok(out, 200, json_pack("{s:s}", "status", "ok"));
 	}
 	if (strncmp(p, API "/", strlen(API) + 1) != 0)
-		return fail(out, 404, "not_found", "no such path: %s", p);
+		return admin_fail(out, 404, "not_found", "no such path: %s", p);
 	st = authorize(a, rq, actor, sizeof actor, out);
 	if (st)
 		return st;
 	if (rq->n_args < 0)
-		return fail(out, 400, "bad_query", "too many query parameters");
+		return admin_fail(out, 400, "bad_query", "too many query parameters");
 	/* Split what follows /api/v1/ into at most 4 segments. */
 	p += strlen(API) + 1;
 	while (*p) {
@@ -1095,7 +1110,7 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 		size_t l = e ? (size_t)(e - p) : strlen(p);
 
 		if (n == 4 || l == 0 || l >= sizeof seg[0])
-			return fail(out, 404, "not_found", "no such path: %s", rq->path);
+			return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 		memcpy(seg[n], p, l);
 		seg[n++][l] = '\0';
 		p += l;
@@ -1103,7 +1118,7 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 			p++;    /* a separator, or one trailing slash */
 	}
 	if (n == 0)
-		return fail(out, 404, "not_found", "no such path: %s", rq->path);
+		return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 
 	/* authorization policies: registry/policy_api.c */
 	if (!strcmp(seg[0], "policies") ||
@@ -1111,33 +1126,33 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 	     (!strcmp(seg[0], "cas") || !strcmp(seg[0], "certificates"))))
 		return pol_admin_handle(a->g, rq, seg, n, &by, out);
 	if (!strcmp(seg[0], "registration-code") && n == 1) {
-		if (is_action(rq, "GET"))
+		if (admin_is(rq, "GET"))
 			return code_get(a, out);
-		if (is_action(rq, "POST"))
+		if (admin_is(rq, "POST"))
 			return code_rotate(a, out);
-		return no_method(out, rq);
+		return admin_no_method(out, rq);
 	}
 	if (!strcmp(seg[0], "cas")) {
 		if (n == 1) {
-			if (is_action(rq, "GET"))
+			if (admin_is(rq, "GET"))
 				return ca_list(a, out);
-			if (is_action(rq, "POST"))
+			if (admin_is(rq, "POST"))
 				return ca_register(a, rq, &by, out);
-			return no_method(out, rq);
+			return admin_no_method(out, rq);
 		}
 		if (n == 3 && strcmp(seg[2], "activate") && strcmp(seg[2], "deactivate") &&
 		    strcmp(seg[2], "auto-registration"))
-			return fail(out, 404, "not_found", "no such path: %s", rq->path);
+			return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 		if (n > 3)
-			return fail(out, 404, "not_found", "no such path: %s", rq->path);
-		if (n == 2 && !is_action(rq, "GET") && !is_action(rq, "DELETE"))
-			return no_method(out, rq);
-		if (n == 3 && !is_action(rq, !strcmp(seg[2], "auto-registration") ? "PUT" : "POST"))
-			return no_method(out, rq);
-		if (parse_id(seg[1], id) != 0)
-			return fail(out, 404, "not_found", "no such CA certificate: %s", seg[1]);
+			return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
+		if (n == 2 && !admin_is(rq, "GET") && !admin_is(rq, "DELETE"))
+			return admin_no_method(out, rq);
+		if (n == 3 && !admin_is(rq, !strcmp(seg[2], "auto-registration") ? "PUT" : "POST"))
+			return admin_no_method(out, rq);
+		if (admin_parse_id(seg[1], id) != 0)
+			return admin_fail(out, 404, "not_found", "no such CA certificate: %s", seg[1]);
 		if (n == 2)
-			return is_action(rq, "GET") ? ca_get(a, id, out) : ca_delete(a, id, &by, out);
+			return admin_is(rq, "GET") ? ca_get(a, id, out) : ca_delete(a, id, &by, out);
 		if (!strcmp(seg[2], "activate"))
 			return ca_status(a, id, REG_ACTIVE, &by, out);
 		if (!strcmp(seg[2], "deactivate"))
@@ -1145,7 +1160,7 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 		return ca_auto(a, rq, id, &by, out);
 	}
 	if (!strcmp(seg[0], "crls") && n == 1)     /* registry/admin_crl.c */
-		return is_action(rq, "POST") ? admin_crl_post(a->g, rq, actor, out) : no_method(out, rq);
+		return admin_is(rq, "POST") ? admin_crl_post(a->g, rq, actor, out) : admin_no_method(out, rq);
 	if (!strcmp(seg[0], "certificates")) {
 		static const struct {
 			const char *name, *method;
@@ -1156,28 +1171,28 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 		size_t k = 0;
 
 		if (n == 1) {
-			if (is_action(rq, "GET"))
+			if (admin_is(rq, "GET"))
 				return dev_list(a, rq, out);
-			if (is_action(rq, "POST"))
+			if (admin_is(rq, "POST"))
 				return dev_register(a, rq, &by, out);
-			return no_method(out, rq);
+			return admin_no_method(out, rq);
 		}
 		if (n > 3)
-			return fail(out, 404, "not_found", "no such path: %s", rq->path);
+			return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 		if (n == 3) {
 			for (; k < sizeof acts / sizeof acts[0] && strcmp(acts[k].name, seg[2]); k++)
 				;
 			if (k == sizeof acts / sizeof acts[0])
-				return fail(out, 404, "not_found", "no such path: %s", rq->path);
-			if (!is_action(rq, acts[k].method))
-				return no_method(out, rq);
-		} else if (!is_action(rq, "GET") && !is_action(rq, "DELETE")) {
-			return no_method(out, rq);
+				return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
+			if (!admin_is(rq, acts[k].method))
+				return admin_no_method(out, rq);
+		} else if (!admin_is(rq, "GET") && !admin_is(rq, "DELETE")) {
+			return admin_no_method(out, rq);
 		}
-		if (parse_id(seg[1], id) != 0)
-			return fail(out, 404, "not_found", "no such certificate: %s", seg[1]);
+		if (admin_parse_id(seg[1], id) != 0)
+			return admin_fail(out, 404, "not_found", "no such certificate: %s", seg[1]);
 		if (n == 2)
-			return is_action(rq, "GET") ? dev_get(a, id, out) : dev_delete(a, id, &by, out);
+			return admin_is(rq, "GET") ? dev_get(a, id, out) : dev_delete(a, id, &by, out);
 		switch (k) {
 		case 0: return dev_status(a, id, REG_ACTIVE, &by, out);
 		case 1: return dev_status(a, id, REG_INACTIVE, &by, out);
@@ -1186,7 +1201,7 @@ int admin_handle(struct admin *a, const struct admin_req *rq, json_t **out)
 		default: return dev_history(a, id, out);
 		}
 	}
-	return fail(out, 404, "not_found", "no such path: %s", rq->path);
+	return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 }
 
 /* See registry/admin.h. */
@@ -1198,13 +1213,13 @@ int admin_metrics(struct admin *a, const struct admin_req *rq, char **text, size
 
 	*text = NULL;
 	*out = NULL;
-	if (!is_action(rq, "GET") && !is_action(rq, "HEAD"))
-		return no_method(out, rq);
+	if (!admin_is(rq, "GET") && !admin_is(rq, "HEAD"))
+		return admin_no_method(out, rq);
 	st = authorize(a, rq, actor, sizeof actor, out);
 	if (st)
 		return st;
 	if (metrics_render(a->g, text, len) != 0)
-		return oom(out);
+		return admin_oom(out);
 	return 200;
 }
 
@@ -1299,7 +1314,7 @@ static enum MHD_Result too_big(struct MHD_Connection *c)
 {
 	json_t *j = NULL;
 
-	fail(&j, 413, "too_large", "the request body is over %u bytes", ADMIN_BODY_MAX);
+	admin_fail(&j, 413, "too_large", "the request body is over %u bytes", ADMIN_BODY_MAX);
 	return reply(c, 413, j);
 }
 

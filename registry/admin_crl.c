@@ -7,37 +7,21 @@
 #include "registry/admin_crl.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/admin-int.h"
 #include "registry/crl.h"
 #include "registry/regfile-t.h"
 #include "tls/cert.h"
 
 #define CRL_NAME_MAX 64
 
-static int crl_fail(json_t **out, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int crl_fail(json_t **out, int status, const char *code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	*out = json_pack("{s:s, s:s}", "error", code, "message", msg);
-	return status;
-}
-
+/* thisUpdate / nextUpdate: 0 is "not in the CRL". */
 static json_t *jtime(int64_t t)
 {
-	char s[32];
-
-	return t && tls_time_format(t, s, sizeof s) > 0 ? json_string(s) : json_null();
+	return t ? admin_jtime(t) : json_null();
 }
 
 static bool name_ok(const char *s, size_t n)
@@ -90,45 +74,31 @@ static int status_of(int rc, const char **code)
 int admin_crl_post(struct registrar *g, const struct admin_req *rq,
 		   const char *actor, json_t **out)
 {
+	static const char *const members[] = { "crl", "name", NULL };
 	char who[REG_ACTOR_MAX + 1], why[300];
 	struct rg_crl_result res;
-	json_error_t je;
 	json_t *o, *crl, *name;
-	const char *k, *code;
-	json_t *v;
+	const char *code;
 	char *text, hex[2 * REG_ID_LEN + 1];
 	size_t len;
 	int rc, st;
 
 	if (!rq->body || rq->body_len == 0)
-		return crl_fail(out, 400, "bad_request", "a JSON object body {\"crl\": ...} is needed");
-	o = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (!o)
-		return crl_fail(out, 400, "bad_json", "line %d column %d: %s", je.line,
-				je.column, je.text);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return crl_fail(out, 400, "bad_json", "the body must be a JSON object");
-	}
-	json_object_foreach(o, k, v) {
-		if (strcmp(k, "crl") && strcmp(k, "name")) {
-			st = crl_fail(out, 400, "bad_field", "unknown member \"%s\"", k);
-			json_decref(o);
-			return st;
-		}
-	}
+		return admin_fail(out, 400, "bad_request", "a JSON object body {\"crl\": ...} is needed");
+	if ((st = admin_body_object(rq, members, &o, out)))
+		return st;
 	crl = json_object_get(o, "crl");
 	name = json_object_get(o, "name");
 	if (!json_is_string(crl) || json_string_length(crl) == 0) {
 		json_decref(o);
-		return crl_fail(out, 400, "bad_field",
+		return admin_fail(out, 400, "bad_field",
 				"\"crl\" (PEM text or base64 DER) must be a non-empty string");
 	}
 	if (name && !json_is_null(name) &&
 	    (!json_is_string(name) ||
 	     !name_ok(json_string_value(name), json_string_length(name)))) {
 		json_decref(o);
-		return crl_fail(out, 400, "bad_field",
+		return admin_fail(out, 400, "bad_field",
 				"\"name\" must be 1 to %d printable characters", CRL_NAME_MAX);
 	}
 	if (json_is_string(name))
@@ -138,12 +108,12 @@ int admin_crl_post(struct registrar *g, const struct admin_req *rq,
 	text = crl_text(json_string_value(crl), json_string_length(crl), &len);
 	json_decref(o);
 	if (!text)
-		return crl_fail(out, 500, "internal", "out of memory");
+		return admin_fail(out, 500, "internal", "out of memory");
 	rc = rg_crl_import(g, (const uint8_t *)text, len, who, &res, why, sizeof why);
 	free(text);
 	if (rc) {
 		st = status_of(rc, &code);
-		return crl_fail(out, st, code, "%s%s", why, st < 500 ? "; nothing was applied" : "");
+		return admin_fail(out, st, code, "%s%s", why, st < 500 ? "; nothing was applied" : "");
 	}
 	tls_hex(res.ca_id, REG_ID_LEN, hex);
 	*out = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:b, s:s}",
@@ -156,6 +126,6 @@ int admin_crl_post(struct registrar *g, const struct admin_req *rq,
 			 "nextUpdate", jtime(res.next_update),
 			 "stale", res.stale, "actor", who);
 	if (!*out)
-		return crl_fail(out, 500, "internal", "out of memory");
+		return admin_fail(out, 500, "internal", "out of memory");
 	return 200;
 }

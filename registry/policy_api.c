@@ -16,7 +16,6 @@
  * or failed request changes nothing. Registrar thread.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,33 +23,11 @@
 
 #include "core/log.h"
 #include "registry/admin.h"
+#include "registry/admin-int.h"
 #include "registry/policies.h"
 #include "registry/regfile.h"
 #include "registry/registrar-int.h"
 #include "tls/cert.h"
-
-static int pfail(json_t **out, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int pfail(json_t **out, int status, const char *code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	*out = json_pack("{s:s, s:s}", "error", code, "message", msg);
-	return status;
-}
-
-static int pok(json_t **out, int status, json_t *v)
-{
-	if (!v)
-		return pfail(out, 500, "internal", "out of memory");
-	*out = v;
-	return status;
-}
 
 /* See registry/policies.h. */
 struct pol_set *pol_initial_ref_mt(struct registrar *g)
@@ -61,20 +38,12 @@ struct pol_set *pol_initial_ref_mt(struct registrar *g)
 	return g->pol->initial;
 }
 
-static json_t *jid(const uint8_t id[REG_ID_LEN])
-{
-	char hex[2 * REG_ID_LEN + 1];
-
-	tls_hex(id, REG_ID_LEN, hex);
-	return json_string(hex);
-}
-
 static json_t *attach_json(const struct pol_attach *a)
 {
 	json_t *o = json_object();
 
 	if (o && json_object_set_new(o, a->kind == POL_T_CA ? "caCertificateId" : "certificateId",
-				     jid(a->id)) == 0)
+				     admin_jhex(a->id, REG_ID_LEN)) == 0)
 		return o;
 	json_decref(o);
 	return NULL;
@@ -95,34 +64,16 @@ nomem:
 	return NULL;
 }
 
-static int body_json(const struct admin_req *rq, json_t **obj, json_t **out)
-{
-	json_error_t je;
-
-	*obj = NULL;
-	if (!rq->body || rq->body_len == 0)
-		return pfail(out, 400, "bad_request", "a JSON object body is needed");
-	*obj = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (!*obj)
-		return pfail(out, 400, "bad_json", "line %d column %d: %s", je.line, je.column, je.text);
-	if (!json_is_object(*obj)) {
-		json_decref(*obj);
-		*obj = NULL;
-		return pfail(out, 400, "bad_json", "the body must be a JSON object");
-	}
-	return 0;
-}
-
 /* Make `next` current (durably) and tell the shards; takes next. */
 static int commit(struct registrar *g, struct pol_set *next, json_t **out)
 {
 	int rc;
 
 	if (!next)
-		return pfail(out, 500, "internal", "out of memory");
+		return admin_fail(out, 500, "internal", "out of memory");
 	rc = pol_store_commit(g->pol, next);
 	if (rc)
-		return pfail(out, 500, "internal", "cannot write the policies: %s", strerror(-rc));
+		return admin_fail(out, 500, "internal", "cannot write the policies: %s", strerror(-rc));
 	rg_notify_policy(g);
 	return 0;
 }
@@ -143,7 +94,7 @@ static int list(struct registrar *g, json_t **out)
 			arr = NULL;
 		}
 	}
-	return pok(out, 200, arr ? json_pack("{s:o, s:I}", "policies", arr, "total",
+	return admin_ok(out, 200, arr ? json_pack("{s:o, s:I}", "policies", arr, "total",
 					     (json_int_t)s->n_docs) : NULL);
 }
 
@@ -156,7 +107,7 @@ static int put_doc(struct registrar *g, const struct admin_req *rq, const char *
 	json_t *o;
 	int st, rc;
 
-	st = body_json(rq, &o, out);
+	st = admin_body_object(rq, NULL, &o, out);
 	if (st)
 		return st;
 	json_object_del(o, "revision");         /* what GET shows may be sent back */
@@ -166,17 +117,17 @@ static int put_doc(struct registrar *g, const struct admin_req *rq, const char *
 	rc = pol_doc_parse(o, name, &d, err, sizeof err);
 	json_decref(o);
 	if (rc == -ENOMEM)
-		return pfail(out, 500, "internal", "out of memory");
+		return admin_fail(out, 500, "internal", "out of memory");
 	if (rc)
-		return pfail(out, 400, "bad_policy", "%s", err);
+		return admin_fail(out, 400, "bad_policy", "%s", err);
 	old = pol_set_find_mt(g->pol->cur, d->name);
 	if (!name && old) {
-		st = pfail(out, 409, "conflict", "a policy named %s exists (PUT replaces it)", d->name);
+		st = admin_fail(out, 409, "conflict", "a policy named %s exists (PUT replaces it)", d->name);
 		pol_doc_unref_mt(d);
 		return st;
 	}
 	if (name && !old) {
-		st = pfail(out, 404, "not_found", "no such policy: %s (POST /api/v1/policies creates it)",
+		st = admin_fail(out, 404, "not_found", "no such policy: %s (POST /api/v1/policies creates it)",
 			   name);
 		pol_doc_unref_mt(d);
 		return st;
@@ -188,7 +139,7 @@ static int put_doc(struct registrar *g, const struct admin_req *rq, const char *
 	if (st == 0) {
 		log_info("policy %s %s by %s", d->name, old ? "replaced" : "created",
 			 by->actor ? by->actor : "admin");
-		st = pok(out, old ? 200 : 201, doc_with_attachments(g->pol->cur, d));
+		st = admin_ok(out, old ? 200 : 201, doc_with_attachments(g->pol->cur, d));
 	}
 	pol_doc_unref_mt(d);
 	return st;
@@ -201,16 +152,16 @@ static int del_doc(struct registrar *g, const char *name, const struct reg_by *b
 	int st;
 
 	if (!d)
-		return pfail(out, 404, "not_found", "no such policy: %s", name);
+		return admin_fail(out, 404, "not_found", "no such policy: %s", name);
 	uses = pol_set_uses_mt(g->pol->cur, d);
 	if (uses)
-		return pfail(out, 409, "conflict", "policy %s is attached to %u CA(s) or certificate(s): detach it first",
+		return admin_fail(out, 409, "conflict", "policy %s is attached to %u CA(s) or certificate(s): detach it first",
 			     name, uses);
 	st = commit(g, pol_set_with(g->pol->cur, NULL, name, 0, NULL, NULL), out);
 	if (st)
 		return st;
 	log_info("policy %s deleted by %s", name, by->actor ? by->actor : "admin");
-	return pok(out, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+	return admin_ok(out, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
 }
 
 /* The target of an attach/detach body: exactly one of the two IDs. */
@@ -219,7 +170,7 @@ static int target(const struct admin_req *rq, enum pol_target *kind, uint8_t id[
 {
 	json_t *o, *ce, *ca;
 	const char *hex;
-	int st = body_json(rq, &o, out);
+	int st = admin_body_object(rq, NULL, &o, out);
 
 	if (st)
 		return st;
@@ -227,13 +178,13 @@ static int target(const struct admin_req *rq, enum pol_target *kind, uint8_t id[
 	ca = json_object_get(o, "caCertificateId");
 	if (json_object_size(o) != 1 || (!ce && !ca)) {
 		json_decref(o);
-		return pfail(out, 400, "bad_field",
+		return admin_fail(out, 400, "bad_field",
 			     "the body is {\"certificateId\": ID} or {\"caCertificateId\": ID}");
 	}
 	*kind = ce ? POL_T_CERT : POL_T_CA;
 	hex = json_string_value(ce ? ce : ca);
-	if (!hex || strlen(hex) != 2 * REG_ID_LEN || tls_unhex(hex, id, REG_ID_LEN) != REG_ID_LEN)
-		st = pfail(out, 400, "bad_field", "\"%s\" must be 64 hex digits",
+	if (!hex || admin_parse_id(hex, id) != 0)
+		st = admin_fail(out, 400, "bad_field", "\"%s\" must be 64 hex digits",
 			   ce ? "certificateId" : "caCertificateId");
 	json_decref(o);
 	return st;
@@ -250,18 +201,18 @@ static int attach(struct registrar *g, const struct admin_req *rq, const char *n
 	int st;
 
 	if (!d)
-		return pfail(out, 404, "not_found", "no such policy: %s", name);
+		return admin_fail(out, 404, "not_found", "no such policy: %s", name);
 	st = target(rq, &kind, id, out);
 	if (st)
 		return st;
 	prev = pol_set_attached_mt(g->pol->cur, kind, id);
 	if (on) {
 		if (kind == POL_T_CERT && reg_dev_get_mt(g->reg, id, &dev) != 0)
-			return pfail(out, 404, "not_found", "no such certificate");
+			return admin_fail(out, 404, "not_found", "no such certificate");
 		if (kind == POL_T_CA && reg_ca_get_mt(g->reg, id, &ca) != 0)
-			return pfail(out, 404, "not_found", "no such CA certificate");
+			return admin_fail(out, 404, "not_found", "no such CA certificate");
 	} else if (prev != d) {
-		return pfail(out, 404, "not_found", "policy %s is not attached to that %s", name,
+		return admin_fail(out, 404, "not_found", "policy %s is not attached to that %s", name,
 			     kind == POL_T_CA ? "CA" : "certificate");
 	}
 	if (!(on && prev == d)) {
@@ -272,11 +223,11 @@ static int attach(struct registrar *g, const struct admin_req *rq, const char *n
 			 kind == POL_T_CA ? "CA" : "certificate", by->actor ? by->actor : "admin");
 	}
 	json_t *o = json_pack("{s:s, s:o, s:o}", "policy", name,
-			      kind == POL_T_CA ? "caCertificateId" : "certificateId", jid(id),
+			      kind == POL_T_CA ? "caCertificateId" : "certificateId", admin_jhex(id, REG_ID_LEN),
 			      on ? "replaced" : "detached",
 			      on ? (prev && prev != d ? json_string(prev->name) : json_null())
 				 : json_true());
-	return pok(out, 200, o);
+	return admin_ok(out, 200, o);
 }
 
 /* GET /certificates/{id}/policy or /cas/{id}/policy. */
@@ -289,35 +240,25 @@ static int target_policy(struct registrar *g, bool is_ca, const char *hex, json_
 	struct pol_doc *own, *def;
 
 	if (strlen(hex) != 2 * REG_ID_LEN || tls_unhex(hex, id, REG_ID_LEN) != REG_ID_LEN)
-		return pfail(out, 404, "not_found", "no such %s: %s", is_ca ? "CA certificate" : "certificate",
+		return admin_fail(out, 404, "not_found", "no such %s: %s", is_ca ? "CA certificate" : "certificate",
 			     hex);
 	if (is_ca) {
 		if (reg_ca_get_mt(g->reg, id, &ca) != 0)
-			return pfail(out, 404, "not_found", "no such CA certificate");
+			return admin_fail(out, 404, "not_found", "no such CA certificate");
 		def = pol_set_attached_mt(s, POL_T_CA, id);
-		return pok(out, 200, json_pack("{s:o, s:o}", "caCertificateId", jid(id), "policy",
+		return admin_ok(out, 200, json_pack("{s:o, s:o}", "caCertificateId", admin_jhex(id, REG_ID_LEN), "policy",
 					       def ? json_string(def->name) : json_null()));
 	}
 	if (reg_dev_get_mt(g->reg, id, &d) != 0)
-		return pfail(out, 404, "not_found", "no such certificate");
+		return admin_fail(out, 404, "not_found", "no such certificate");
 	own = pol_set_attached_mt(s, POL_T_CERT, id);
 	def = pol_set_attached_mt(s, POL_T_CA, d.issuer);
-	return pok(out, 200, json_pack("{s:o, s:o, s:o, s:o, s:o}", "certificateId", jid(id),
-				       "caCertificateId", jid(d.issuer),
+	return admin_ok(out, 200, json_pack("{s:o, s:o, s:o, s:o, s:o}", "certificateId", admin_jhex(id, REG_ID_LEN),
+				       "caCertificateId", admin_jhex(d.issuer, REG_ID_LEN),
 				       "certificatePolicy", own ? json_string(own->name) : json_null(),
 				       "caPolicy", def ? json_string(def->name) : json_null(),
 				       "effectivePolicy", own ? json_string(own->name) :
 						def ? json_string(def->name) : json_null()));
-}
-
-static int no_method(const struct admin_req *rq, json_t **out)
-{
-	return pfail(out, 405, "method_not_allowed", "%s is not allowed on %s", rq->method, rq->path);
-}
-
-static bool is(const struct admin_req *rq, const char *m)
-{
-	return !strcmp(rq->method, m);
 }
 
 /* See registry/policies.h. */
@@ -325,38 +266,38 @@ int pol_admin_handle(struct registrar *g, const struct admin_req *rq, char (*seg
 		     const struct reg_by *by, json_t **out)
 {
 	if (!g->pol)
-		return pfail(out, 500, "internal", "no policy store");
+		return admin_fail(out, 500, "internal", "no policy store");
 	if (strcmp(seg[0], "policies") != 0) {
 		/* /cas/{id}/policy, /certificates/{id}/policy */
-		if (!is(rq, "GET"))
-			return no_method(rq, out);
+		if (!admin_is(rq, "GET"))
+			return admin_no_method(out, rq);
 		return target_policy(g, !strcmp(seg[0], "cas"), seg[1], out);
 	}
 	if (n == 1) {
-		if (is(rq, "GET"))
+		if (admin_is(rq, "GET"))
 			return list(g, out);
-		if (is(rq, "POST"))
+		if (admin_is(rq, "POST"))
 			return put_doc(g, rq, NULL, by, out);
-		return no_method(rq, out);
+		return admin_no_method(out, rq);
 	}
 	if (n == 2) {
-		if (is(rq, "GET")) {
+		if (admin_is(rq, "GET")) {
 			struct pol_doc *d = pol_set_find_mt(g->pol->cur, seg[1]);
 
 			if (!d)
-				return pfail(out, 404, "not_found", "no such policy: %s", seg[1]);
-			return pok(out, 200, doc_with_attachments(g->pol->cur, d));
+				return admin_fail(out, 404, "not_found", "no such policy: %s", seg[1]);
+			return admin_ok(out, 200, doc_with_attachments(g->pol->cur, d));
 		}
-		if (is(rq, "PUT"))
+		if (admin_is(rq, "PUT"))
 			return put_doc(g, rq, seg[1], by, out);
-		if (is(rq, "DELETE"))
+		if (admin_is(rq, "DELETE"))
 			return del_doc(g, seg[1], by, out);
-		return no_method(rq, out);
+		return admin_no_method(out, rq);
 	}
 	if (n == 3 && (!strcmp(seg[2], "attach") || !strcmp(seg[2], "detach"))) {
-		if (!is(rq, "POST"))
-			return no_method(rq, out);
+		if (!admin_is(rq, "POST"))
+			return admin_no_method(out, rq);
 		return attach(g, rq, seg[1], !strcmp(seg[2], "attach"), by, out);
 	}
-	return pfail(out, 404, "not_found", "no such path: %s", rq->path);
+	return admin_fail(out, 404, "not_found", "no such path: %s", rq->path);
 }

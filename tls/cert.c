@@ -879,25 +879,14 @@ int tls_cert_id(const uint8_t *der, size_t len, uint8_t id[TLS_CERT_ID_LEN])
 /* See tls/cert.h. Pure; any thread. */
 int tls_cert_parse(const uint8_t *der, size_t len, struct tls_cert_info *out)
 {
-	struct tls_der d;
-	struct tls_tlv cert, tbs, alg, sig;
+	struct tls_tlv tbs, alg;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	out->path_len = -1;
 	if (!der || len == 0 || len > UINT32_MAX)
 		return -EINVAL;
-	tls_der_init(&d, der, len);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &cert) < 0 || tls_der_more(&d))
-		return -EINVAL;
-	tls_der_enter(&d, &cert);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &tbs) < 0 ||
-	    tls_der_expect(&d, TLS_DER_SEQUENCE, &alg) < 0 ||
-	    tls_der_expect(&d, TLS_DER_BIT_STRING, &sig) < 0 || tls_der_more(&d))
-		return -EINVAL;
-	rc = parse_sig_alg(&alg, &out->sig_alg);
-	if (rc == 0)
-		rc = bit_string_bytes(&sig, &out->sig);
+	rc = tls_der_signed(der, len, &tbs, &alg, &out->sig_alg, &out->sig);
 	if (rc == 0)
 		rc = parse_tbs(&tbs, &alg, out);
 	if (rc == 0 && tls_cert_id(der, len, out->id) < 0)
@@ -1020,22 +1009,13 @@ int tls_cert_verify_signed_by(const uint8_t *der, size_t len,
 int tls_csr_parse(const uint8_t *der, size_t len, struct tls_csr_info *out)
 {
 	struct tls_der d;
-	struct tls_tlv req, info, alg, sig, t, name, spki;
+	struct tls_tlv info, alg, t, name, spki;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (!der || len == 0 || len > UINT32_MAX)
 		return -EINVAL;
-	tls_der_init(&d, der, len);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &req) < 0 || tls_der_more(&d))
-		return -EINVAL;
-	tls_der_enter(&d, &req);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &info) < 0 ||
-	    tls_der_expect(&d, TLS_DER_SEQUENCE, &alg) < 0 ||
-	    tls_der_expect(&d, TLS_DER_BIT_STRING, &sig) < 0 || tls_der_more(&d))
-		goto bad;
-	if (parse_sig_alg(&alg, &out->sig_alg) < 0 ||
-	    bit_string_bytes(&sig, &out->sig) < 0)
+	if (tls_der_signed(der, len, &info, &alg, &out->sig_alg, &out->sig) < 0)
 		goto bad;
 	out->info.ptr = info.tlv;
 	out->info.len = info.tlv_len;
@@ -1384,13 +1364,21 @@ int tls_der_time(const struct tls_tlv *t, int64_t *out)
 }
 
 /* See tls/cert-int.h. Pure; any thread. */
-int tls_der_sig_alg(const struct tls_tlv *alg, enum tls_sig_alg *out)
+int tls_der_signed(const uint8_t *der, size_t len, struct tls_tlv *tbs, struct tls_tlv *alg,
+		   enum tls_sig_alg *sig_alg, struct tls_span *sig)
 {
-	return parse_sig_alg(alg, out);
-}
+	struct tls_der d;
+	struct tls_tlv outer, bits;
 
-/* See tls/cert-int.h. Pure; any thread. */
-int tls_der_bit_bytes(const struct tls_tlv *t, struct tls_span *out)
-{
-	return bit_string_bytes(t, out);
+	tls_der_init(&d, der, len);
+	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &outer) < 0 || tls_der_more(&d))
+		return -EINVAL;
+	tls_der_enter(&d, &outer);
+	if (tls_der_expect(&d, TLS_DER_SEQUENCE, tbs) < 0 ||
+	    tls_der_expect(&d, TLS_DER_SEQUENCE, alg) < 0 ||
+	    tls_der_expect(&d, TLS_DER_BIT_STRING, &bits) < 0 || tls_der_more(&d))
+		return -EINVAL;
+	if (parse_sig_alg(alg, sig_alg) < 0 || bit_string_bytes(&bits, sig) < 0)
+		return -EINVAL;
+	return 0;
 }

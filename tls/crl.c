@@ -299,24 +299,13 @@ static int parse_tbs(const struct tls_tlv *tbs, const struct tls_tlv *outer_alg,
 /* See tls/crl.h. Pure; any thread. */
 int tls_crl_parse(const uint8_t *der, size_t len, struct tls_crl_info *out)
 {
-	struct tls_der d;
-	struct tls_tlv crl, tbs, alg, sig;
+	struct tls_tlv tbs, alg;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (!der || len == 0 || len > TLS_CRL_DER_MAX)
 		return -EINVAL;
-	tls_der_init(&d, der, len);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &crl) < 0 || tls_der_more(&d))
-		return -EINVAL;
-	tls_der_enter(&d, &crl);
-	if (tls_der_expect(&d, TLS_DER_SEQUENCE, &tbs) < 0 ||
-	    tls_der_expect(&d, TLS_DER_SEQUENCE, &alg) < 0 ||
-	    tls_der_expect(&d, TLS_DER_BIT_STRING, &sig) < 0 || tls_der_more(&d))
-		return -EINVAL;
-	rc = tls_der_sig_alg(&alg, &out->sig_alg);
-	if (rc == 0)
-		rc = tls_der_bit_bytes(&sig, &out->sig);
+	rc = tls_der_signed(der, len, &tbs, &alg, &out->sig_alg, &out->sig);
 	if (rc == 0)
 		rc = parse_tbs(&tbs, &alg, out);
 	if (rc < 0) {

@@ -54,6 +54,10 @@ extern const struct ctl_group ctl_pki_group;
 extern const struct ctl_group ctl_crl_group;    /* tools/ctl_crl.c */
 extern const struct ctl_group ctl_policy_group;   /* tools/ctl_policy.c */
 
+/* A certificate ID operand: 64 hex digits (':' allowed), lowercased into
+ * out. CTL_OK, or a usage error (exit 2) with one line on stderr. */
+int ctl_id_arg(struct ctl_ctx *ctx, const char *s, char out[65]);
+
 /*
  * ctl_api_call - one admin API call (tools/ctl_api.c): url and token_file
  * may be NULL ($VOUCH_URL / $VOUCH_TOKEN_FILE / the default). body (may be

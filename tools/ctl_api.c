@@ -171,8 +171,8 @@ static int status_arg(struct ctl_ctx *ctx, const char *opt, const char *s,
 	return ctl_usage(ctx, "%s must be one of %s, not '%s'", opt, list, s);
 }
 
-/* A certificate ID operand: 64 hex digits (':' allowed), lowercased. */
-static int id_arg(struct ctl_ctx *ctx, const char *s, char out[65])
+/* See tools/ctl.h. */
+int ctl_id_arg(struct ctl_ctx *ctx, const char *s, char out[65])
 {
 	size_t n = 0;
 
@@ -551,7 +551,7 @@ static int id_call(struct ctl_ctx *ctx, int argc, char **argv, const char *coll,
 
 	if (rc)
 		return rc < 0 ? CTL_OK : rc;
-	if ((rc = id_arg(ctx, a.pos[0], id)))
+	if ((rc = ctl_id_arg(ctx, a.pos[0], id)))
 		return rc;
 	snprintf(path, sizeof path, "/api/v1/%s/%s%s%s", coll, id, action ? "/" : "",
 		 action ? action : "");
@@ -588,7 +588,7 @@ static int cmd_ca_auto(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? CTL_OK : rc;
-	if ((rc = id_arg(ctx, a.pos[0], id)))
+	if ((rc = ctl_id_arg(ctx, a.pos[0], id)))
 		return rc;
 	if (strcmp(a.pos[1], "on") && strcmp(a.pos[1], "off"))
 		return ctl_usage(ctx, "say on or off, not '%s'", a.pos[1]);
@@ -640,7 +640,7 @@ static int cmd_cert_register(struct ctl_ctx *ctx, int argc, char **argv)
 		return rc < 0 ? CTL_OK : rc;
 	if (a.status && (rc = status_arg(ctx, "--status", a.status, dev_statuses, st, sizeof st)))
 		return rc;
-	if (a.ca && (rc = id_arg(ctx, a.ca, ca)))
+	if (a.ca && (rc = ctl_id_arg(ctx, a.ca, ca)))
 		return rc;
 	if ((rc = cert_file(ctx, a.pos[0], &pem)))
 		return rc;
@@ -692,7 +692,7 @@ static int cmd_cert_list(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (a.status && (rc = status_arg(ctx, "--status", a.status, any_statuses, st, sizeof st)))
 		goto out;
-	if (a.ca && (rc = id_arg(ctx, a.ca, ca)))
+	if (a.ca && (rc = ctl_id_arg(ctx, a.ca, ca)))
 		goto out;
 	rc = CTL_ERR;
 	if ((*st && qadd(&q, "status", st)) || (a.ca && qadd(&q, "ca", ca)) ||
@@ -774,7 +774,7 @@ static int cmd_cert_bind(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? CTL_OK : rc;
-	if ((rc = id_arg(ctx, a.pos[0], id)))
+	if ((rc = ctl_id_arg(ctx, a.pos[0], id)))
 		return rc;
 	body = json_pack("{s:s}", "clientId", a.pos[1]);
 	if (!body)
@@ -795,7 +795,7 @@ static int cmd_cert_history(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? CTL_OK : rc;
-	if ((rc = id_arg(ctx, a.pos[0], id)))
+	if ((rc = ctl_id_arg(ctx, a.pos[0], id)))
 		return rc;
 	snprintf(path, sizeof path, "/api/v1/certificates/%s/history", id);
 	rc = api(ctx, &a, "GET", path, NULL, &o);

@@ -75,21 +75,6 @@ static int name_arg(struct ctl_ctx *ctx, const char *s)
 	return n && n <= 128 ? CTL_OK : ctl_usage(ctx, "a policy name is 1..128 characters");
 }
 
-static int id_arg(struct ctl_ctx *ctx, const char *s, char out[65])
-{
-	size_t n = 0;
-
-	for (; *s; s++) {
-		if (*s == ':')
-			continue;
-		if (!isxdigit((unsigned char)*s) || n == 64)
-			return ctl_usage(ctx, "a certificate ID is 64 hex digits");
-		out[n++] = (char)tolower((unsigned char)*s);
-	}
-	out[n] = '\0';
-	return n == 64 ? CTL_OK : ctl_usage(ctx, "a certificate ID is 64 hex digits");
-}
-
 static int call(struct ctl_ctx *ctx, const struct pargs *a, const char *method, const char *path,
 		json_t *body)
 {
@@ -202,7 +187,7 @@ static int cmd_attach_detach(struct ctl_ctx *ctx, int argc, char **argv, const c
 		return rc;
 	if (!a.cert == !a.ca)
 		return ctl_usage(ctx, "give one of --cert or --ca");
-	if ((rc = id_arg(ctx, a.cert ? a.cert : a.ca, id)))
+	if ((rc = ctl_id_arg(ctx, a.cert ? a.cert : a.ca, id)))
 		return rc;
 	snprintf(path, sizeof path, "/api/v1/policies/%s/%s", a.pos[0], what);
 	return call(ctx, &a, "POST", path,
@@ -227,7 +212,7 @@ static int cmd_effective(struct ctl_ctx *ctx, int argc, char **argv)
 
 	if (rc)
 		return rc < 0 ? CTL_OK : rc;
-	if ((rc = id_arg(ctx, a.pos[0], id)))
+	if ((rc = ctl_id_arg(ctx, a.pos[0], id)))
 		return rc;
 	snprintf(path, sizeof path, "/api/v1/certificates/%s/policy", id);
 	return call(ctx, &a, "GET", path, NULL);

@@ -86,29 +86,19 @@ void rg_expiry_free(struct registrar *g)
 
 static void warn(struct registrar *g, const struct reg_device *d, int64_t now)
 {
-	char id[2 * REG_ID_LEN + 1], ca[2 * REG_ID_LEN + 1];
-	char serial[2 * REG_SERIAL_MAX + 1], topic[96];
-	json_t *o;
-	char *s;
+	char id[2 * REG_ID_LEN + 1], topic[96];
+	json_t *o = rg_dev_json(d);
 
 	tls_hex(d->id, REG_ID_LEN, id);
-	tls_hex(d->issuer, REG_ID_LEN, ca);
-	tls_hex(d->serial, d->serial_len, serial);
 	snprintf(topic, sizeof topic, "$SYS/certificates/expiring/%s", id);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
-		      "certificateId", id, "caCertificateId", ca,
-		      "serialNumber", serial, "commonName", d->cn,
-		      "clientId", d->client_id,
-		      "notAfter", (json_int_t)d->not_after,
-		      "daysLeft", (json_int_t)((d->not_after - now) / 86400),
-		      "timestamp", (json_int_t)now);
-	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (s) {
-		rg_publish(g, topic, s);
-		g->expiry->events++;
+	if (o && (json_object_set_new(o, "notAfter", json_integer(d->not_after)) ||
+		  json_object_set_new(o, "daysLeft", json_integer((d->not_after - now) / 86400)) ||
+		  json_object_set_new(o, "timestamp", json_integer(now)))) {
+		json_decref(o);
+		o = NULL;
 	}
-	free(s);
-	json_decref(o);
+	if (rg_publish_json(g, topic, o))
+		g->expiry->events++;
 }
 
 /* Warn about d if it is due: ACTIVE, in the window, not warned today. */

@@ -166,7 +166,7 @@ static json_t *live_json(const struct live *l)
 
 static void publish(struct registrar *g, const struct presence_msg *pm, const struct live *l)
 {
-	char hex[2 * REG_ID_LEN + 1], *topic, *s;
+	char hex[2 * REG_ID_LEN + 1], *topic;
 	size_t cap = 40 + 3 * (size_t)pm->cid_len;
 	json_t *o;
 
@@ -188,15 +188,13 @@ static void publish(struct registrar *g, const struct presence_msg *pm, const st
 		      "protocolVersion", pm->version == 5 ? "5.0" : "3.1.1",
 		      "connectedAt", (json_int_t)((l ? l->since_ms : pm->since_ms) / 1000),
 		      "timestamp", (json_int_t)time(NULL));
-	if (o && !pm->connected)
-		json_object_set_new(o, "reason", json_string(reason_name(pm->reason)));
-	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (s) {
-		rg_publish(g, topic, s);
-		g->pres->events++;
+	if (o && !pm->connected &&
+	    json_object_set_new(o, "reason", json_string(reason_name(pm->reason)))) {
+		json_decref(o);
+		o = NULL;
 	}
-	free(s);
-	json_decref(o);
+	if (rg_publish_json(g, topic, o))
+		g->pres->events++;
 	free(topic);
 }
 

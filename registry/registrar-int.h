@@ -123,6 +123,15 @@ void rg_publish(struct registrar *g, const char *topic, const char *json);
 void rg_publish_corr(struct registrar *g, const char *topic, const char *json,
 		     const uint8_t *corr, size_t corr_len);
 
+/* The fields every event about device certificate d carries:
+ * certificateId, caCertificateId, serialNumber, commonName, clientId,
+ * timestamp (now). NULL when out of memory. Any thread. */
+json_t *rg_dev_json(const struct reg_device *d);
+
+/* Publish JSON object o (taken; NULL = out of memory, logged) on topic
+ * through shard 0. false when nothing was published. Registrar thread. */
+bool rg_publish_json(struct registrar *g, const char *topic, json_t *o);
+
 /* Publish a device certificate's lifecycle event `kind` ("registered",
  * "status", "deleted") under $SYS/certificates/<kind>/<CA ID>. d is the
  * record (as of after the change; before, for "deleted"). Registrar

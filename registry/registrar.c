@@ -240,32 +240,54 @@ void rg_publish_corr(struct registrar *g, const char *topic, const char *json,
 	post(g, 0, &(struct xmsg){ .type = RX_EVENT, .p = ev });
 }
 
-/* The JSON of a certificate's event; NULL when out of memory. */
-static char *dev_event(const struct reg_device *d, enum reg_status old, const char *actor)
+/* See registry/registrar-int.h. */
+json_t *rg_dev_json(const struct reg_device *d)
 {
 	char id[2 * REG_ID_LEN + 1], ca[2 * REG_ID_LEN + 1];
 	char serial[2 * REG_SERIAL_MAX + 1];
-	json_t *o;
-	char *s;
 
 	tls_hex(d->id, REG_ID_LEN, id);
 	tls_hex(d->issuer, REG_ID_LEN, ca);
 	tls_hex(d->serial, d->serial_len, serial);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-		      "certificateId", id, "caCertificateId", ca,
-		      "serialNumber", serial, "commonName", d->cn,
-		      "status", reg_status_name(d->status),
-		      "clientId", d->client_id,
-		      "registeredBy", d->how == REG_AUTO ? "AUTO" : "MANUAL",
-		      "actor", actor ? actor : "",
-		      "timestamp", (json_int_t)time(NULL));
-	if (o && old) {
-		json_object_set_new(o, "oldStatus", json_string(reg_status_name(old)));
-		json_object_set_new(o, "newStatus", json_string(reg_status_name(d->status)));
-	}
-	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}",
+			 "certificateId", id, "caCertificateId", ca,
+			 "serialNumber", serial, "commonName", d->cn,
+			 "clientId", d->client_id, "timestamp", (json_int_t)time(NULL));
+}
+
+/* See registry/registrar-int.h. */
+bool rg_publish_json(struct registrar *g, const char *topic, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
 	json_decref(o);
-	return s;
+	if (!s) {
+		log_warn("registrar: out of memory for an event on %s", topic);
+		return false;
+	}
+	rg_publish(g, topic, s);
+	free(s);
+	return true;
+}
+
+/* A lifecycle event of certificate d on topic: its record, who made the
+ * change and, for a status change (old != 0), the old and new status. */
+static void publish_dev(struct registrar *g, const char *topic, const struct reg_device *d,
+			enum reg_status old, const char *actor)
+{
+	json_t *o = rg_dev_json(d);
+
+	if (o && (json_object_set_new(o, "status", json_string(reg_status_name(d->status))) ||
+		  json_object_set_new(o, "registeredBy",
+				      json_string(d->how == REG_AUTO ? "AUTO" : "MANUAL")) ||
+		  json_object_set_new(o, "actor", json_string(actor ? actor : "")) ||
+		  (old && (json_object_set_new(o, "oldStatus", json_string(reg_status_name(old))) ||
+			   json_object_set_new(o, "newStatus",
+					       json_string(reg_status_name(d->status))))))) {
+		json_decref(o);
+		o = NULL;
+	}
+	rg_publish_json(g, topic, o);
 }
 
 /* See registry/registrar-int.h. */
@@ -273,7 +295,6 @@ void rg_publish_dev(struct registrar *g, const char *kind,
 		    const struct reg_device *d, const char *actor)
 {
 	char ca[2 * REG_ID_LEN + 1], topic[160];
-	char *s;
 
 	if (g->n == 0)
 		return;
@@ -283,12 +304,7 @@ void rg_publish_dev(struct registrar *g, const char *kind,
 	}
 	tls_hex(d->issuer, REG_ID_LEN, ca);
 	snprintf(topic, sizeof topic, "$SYS/certificates/%s/%s", kind, ca);
-	s = dev_event(d, 0, actor);
-	if (s)
-		rg_publish(g, topic, s);
-	else
-		log_warn("registrar: out of memory for a %s event", kind);
-	free(s);
+	publish_dev(g, topic, d, 0, actor);
 }
 
 /* See registry/registrar-int.h. */
@@ -296,18 +312,12 @@ void rg_publish_status(struct registrar *g, const struct reg_device *d,
 		       enum reg_status old, const char *actor)
 {
 	char id[2 * REG_ID_LEN + 1], topic[160];
-	char *s;
 
 	if (g->n == 0)
 		return;
 	tls_hex(d->id, REG_ID_LEN, id);
 	snprintf(topic, sizeof topic, "$SYS/certificates/status/%s", id);
-	s = dev_event(d, old, actor);
-	if (s)
-		rg_publish(g, topic, s);
-	else
-		log_warn("registrar: out of memory for a status event");
-	free(s);
+	publish_dev(g, topic, d, old, actor);
 }
 
 /* See registry/registrar-int.h. */

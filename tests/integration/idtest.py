@@ -15,6 +15,8 @@
 - TlsPaho: a paho-mqtt 1.6.1 client over mutual TLS, driven by hand (no
   automatic reconnect), recording CONNACK, DISCONNECT reason and close.
 - mosquitto_pub / mosquitto_sub argument helpers for mutual TLS.
+- IdCase: a test case with a class-wide IdBroker, a server CA and a
+  registered fleet CA, per-test tags and clients closed after each test.
 """
 
 import concurrent.futures
@@ -32,13 +34,14 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (BUILD, HOST, SHARDS, Broker, BrokerError,  # noqa: E402,F401
 		       Closed, RawClient, CONNACK, DISCONNECT, PUBLISH,
-		       enc_connect, free_port, slow, mqtt, wait_until)
+		       enc_connect, free_port, slow, mqtt, uniq, wait_until)
 
 try:
 	from cryptography import x509
@@ -601,3 +604,78 @@ def mosq_pub_tls(broker, pki, name, topic, message, client_id=None,
 	r = subprocess.run(args, capture_output=True,
 			   timeout=timeout or slow(15))
 	return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+class IdCase(unittest.TestCase):
+	"""A class-wide IdBroker with a server CA "srvca", its server
+	certificate and a registered fleet CA "root" (automatic registration
+	on; its ID in root_id). Subclasses set TAG and PKI_PREFIX and may
+	override before_start(p) (more certificates, directories: raise
+	unittest.SkipTest there when something is missing), broker_kw() (the
+	IdBroker's arguments), after_start() and cleanup() (after the broker
+	stopped). Per test: self.tag, self.closers (closed after the test),
+	and the broker alive with a clean stderr after each test."""
+
+	TAG = "t"
+	PKI_PREFIX = "vouch-id-pki-"
+	broker = None
+	pki = None
+
+	@classmethod
+	def before_start(cls, p):
+		pass
+
+	@classmethod
+	def broker_kw(cls):
+		return {}
+
+	@classmethod
+	def after_start(cls):
+		pass
+
+	@classmethod
+	def cleanup(cls):
+		pass
+
+	@classmethod
+	def setUpClass(cls):
+		if not os.access(VOUCHCTL, os.X_OK):
+			raise unittest.SkipTest("no vouchctl at %s" % VOUCHCTL)
+		p = cls.pki = Pki(prefix=cls.PKI_PREFIX)
+		try:
+			p.ca("srvca", "Server CA")
+			p.server("srvca")
+			p.ca("root", "Fleet Root CA")
+			cls.before_start(p)
+			cls.broker = IdBroker(p, **cls.broker_kw()).start()
+			cls.api = cls.broker.api
+			cls.n = cls.broker.shards
+			cls.root_id = cls.api.register_ca(p, "root")["certificateId"]
+			cls.after_start()
+		except BaseException:
+			# tearDownClass does not run when setUpClass fails
+			cls.tearDownClass()
+			raise
+
+	@classmethod
+	def tearDownClass(cls):
+		try:
+			if cls.broker:
+				cls.broker.stop()
+		finally:
+			cls.pki.cleanup()
+			cls.cleanup()
+
+	def setUp(self):
+		self.tag = uniq(self.TAG)
+		self.closers = []
+		self.broker.assert_alive()
+
+	def tearDown(self):
+		for c in self.closers:
+			try:
+				c.close()
+			except Exception:
+				pass
+		self.broker.check_stderr()
+		self.broker.assert_alive()

@@ -27,9 +27,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vouchtest import uniq, slow, wait_until  # noqa: E402
-from idtest import (Pki, IdBroker, TlsPaho, tls_attempt, tls_context,  # noqa: E402
-		    vouchctl, VOUCHCTL, HAVE_CRYPTOGRAPHY, RC5_NOT_AUTHORIZED)
+from vouchtest import slow, wait_until  # noqa: E402
+from idtest import (IdCase, TlsPaho, tls_attempt, tls_context,  # noqa: E402
+		    vouchctl, HAVE_CRYPTOGRAPHY, RC5_NOT_AUTHORIZED)
 
 if HAVE_CRYPTOGRAPHY:
 	from cryptography import x509
@@ -73,53 +73,27 @@ def make_crl(pki, ca, serials, signer=None, akid=True, der=False):
 				serialization.Encoding.PEM)
 
 
-class CrlTest(unittest.TestCase):
+class CrlTest(IdCase):
+	TAG = "crl"
+	PKI_PREFIX = "vouch-crl-"
+	crldir = None
 
 	@classmethod
-	def setUpClass(cls):
-		if not os.access(VOUCHCTL, os.X_OK):
-			raise unittest.SkipTest("no vouchctl at %s" % VOUCHCTL)
+	def before_start(cls, p):
 		if not HAVE_CRYPTOGRAPHY:
 			raise unittest.SkipTest("python3-cryptography is missing")
-		p = cls.pki = Pki(prefix="vouch-crl-")
-		p.ca("srvca", "Server CA")
-		p.server("srvca")
-		p.ca("root", "Fleet Root CA")
 		# the same name, another key
 		p.ca("evil", "Fleet Root CA")
 		cls.crldir = tempfile.mkdtemp(prefix="vouch-crldir-")
-		cls.broker = IdBroker(p, extra=["--crl-dir", cls.crldir]).start()
-		try:
-			cls.api = cls.broker.api
-			cls.root_id = cls.api.register_ca(p, "root")[
-				"certificateId"]
-		except BaseException:
-			cls.broker.stop()
-			p.cleanup()
-			raise
 
 	@classmethod
-	def tearDownClass(cls):
-		try:
-			if cls.broker:
-				cls.broker.stop()
-		finally:
-			cls.pki.cleanup()
+	def broker_kw(cls):
+		return {"extra": ["--crl-dir", cls.crldir]}
+
+	@classmethod
+	def cleanup(cls):
+		if cls.crldir:
 			shutil.rmtree(cls.crldir, ignore_errors=True)
-
-	def setUp(self):
-		self.tag = uniq("crl")
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
 
 	def dev(self, name):
 		return self.pki.device("root", "%s-%s" % (self.tag, name))

@@ -18,16 +18,14 @@ against the real vouchd with mutual TLS.
 
 import json
 import os
-import socket
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vouchtest import (HOST, enc_connect, uniq, slow, wait_until)  # noqa: E402
-from idtest import (Pki, IdBroker, TlsPaho, TlsRaw, tls_context,  # noqa: E402
-		    VOUCHCTL)
+from vouchtest import HOST, uniq, slow, wait_until  # noqa: E402
+from idtest import IdCase, TlsPaho, TlsRaw, tls_context  # noqa: E402
 
 
 class Watcher:
@@ -63,46 +61,22 @@ class Watcher:
 		self.sub.close()
 
 
-class EventsTest(unittest.TestCase):
+class EventsTest(IdCase):
+	TAG = "ev"
 
 	@classmethod
-	def setUpClass(cls):
-		if not os.access(VOUCHCTL, os.X_OK):
-			raise unittest.SkipTest("no vouchctl at %s" % VOUCHCTL)
-		p = cls.pki = Pki()
-		p.ca("srvca", "Server CA")
-		p.server("srvca")
-		p.ca("root", "Fleet Root CA")
-		cls.broker = IdBroker(p, extra=["--expiry-warning-days", "30"]).start()
-		try:
-			cls.api = cls.broker.api
-			cls.root_id = cls.api.register_ca(p, "root")["certificateId"]
-			cls.w = Watcher(cls.broker, ["$SYS/presence/#", "$SYS/certificates/#"])
-		except BaseException:
-			cls.broker.stop()
-			p.cleanup()
-			raise
+	def broker_kw(cls):
+		return {"extra": ["--expiry-warning-days", "30"]}
+
+	@classmethod
+	def after_start(cls):
+		cls.w = Watcher(cls.broker, ["$SYS/presence/#", "$SYS/certificates/#"])
 
 	@classmethod
 	def tearDownClass(cls):
-		try:
+		if getattr(cls, "w", None):
 			cls.w.close()
-			cls.broker.stop()
-		finally:
-			cls.pki.cleanup()
-
-	def setUp(self):
-		self.tag = uniq("ev")
-		self.closers = []
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
+		super().tearDownClass()
 
 	def device(self, name, **kw):
 		name = "%s-%s" % (self.tag, name)

@@ -23,48 +23,15 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (P_REASON_STRING, P_SESSION_EXPIRY,  # noqa: E402
-		       DISCONNECT, PUBLISH, cid_on_shard, slow, uniq)
-from idtest import (Pki, IdBroker, TlsRaw, tls_attempt, tls_context,  # noqa: E402
-		    VOUCHCTL, RC5_BAD_CLIENT_ID, RC3_BAD_CLIENT_ID)
+		       DISCONNECT, PUBLISH, cid_on_shard, slow)
+from idtest import (IdCase, IdBroker, TlsRaw, tls_attempt, tls_context,  # noqa: E402
+		    RC5_BAD_CLIENT_ID, RC3_BAD_CLIENT_ID)
 
 WHY = "client ID is bound to another certificate"
 
 
-class IdBindingTest(unittest.TestCase):
-
-	@classmethod
-	def setUpClass(cls):
-		if not os.access(VOUCHCTL, os.X_OK):
-			raise unittest.SkipTest("no vouchctl at %s" % VOUCHCTL)
-		p = cls.pki = Pki()
-		p.ca("srvca", "Server CA")
-		p.server("srvca")
-		p.ca("root", "Fleet Root CA")
-		cls.broker = IdBroker(p).start()
-		try:
-			cls.api = cls.broker.api
-			cls.api.register_ca(p, "root")
-		except BaseException:
-			cls.broker.stop()
-			p.cleanup()
-			raise
-		cls.n = cls.broker.shards
-
-	@classmethod
-	def tearDownClass(cls):
-		try:
-			if cls.broker:
-				cls.broker.stop()
-		finally:
-			cls.pki.cleanup()
-
-	def setUp(self):
-		self.tag = uniq("bd")
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		self.broker.check_stderr()
-		self.broker.assert_alive()
+class IdBindingTest(IdCase):
+	TAG = "bd"
 
 	# ---------------------------------------------------------- helpers
 

@@ -27,8 +27,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (BUILD, HOST, Broker, cid_on_shard, free_port,  # noqa: E402
-		       slow, uniq, wait_until)
-from idtest import (Pki, IdBroker, tls_attempt, tls_context,  # noqa: E402
+		       slow, wait_until)
+from idtest import (IdCase, Pki, IdBroker, tls_attempt, tls_context,  # noqa: E402
 		    VOUCHCTL)
 
 try:
@@ -99,50 +99,19 @@ def scrape(url, token=None):
 	return s
 
 
-class MetricsTest(unittest.TestCase):
+class MetricsTest(IdCase):
+	TAG = "m"
+	PKI_PREFIX = "vouch-metrics-pki-"
 
 	@classmethod
-	def setUpClass(cls):
+	def before_start(cls, p):
 		if text_string_to_metric_families is None:
 			raise unittest.SkipTest("no prometheus_client (python3-prometheus-client)")
-		if not os.access(VOUCHCTL, os.X_OK):
-			raise unittest.SkipTest("no vouchctl at %s" % VOUCHCTL)
-		p = cls.pki = Pki(prefix="vouch-metrics-pki-")
-		p.ca("srvca", "Server CA")
-		p.server("srvca")
-		p.ca("root", "Fleet Root CA")
 		p.ca("stranger", "Unregistered CA")
-		cls.broker = IdBroker(p).start()
-		try:
-			cls.api = cls.broker.api
-			cls.url = cls.api.url
-			cls.api.register_ca(p, "root")
-		except BaseException:
-			cls.broker.stop()
-			p.cleanup()
-			raise
-		cls.n = cls.broker.shards
 
 	@classmethod
-	def tearDownClass(cls):
-		try:
-			cls.broker.stop()
-		finally:
-			cls.pki.cleanup()
-
-	def setUp(self):
-		self.tag = uniq("m")
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
+	def after_start(cls):
+		cls.url = cls.api.url
 
 	def scrape(self):
 		return scrape(self.url)

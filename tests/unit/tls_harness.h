@@ -34,23 +34,8 @@
 
 static _Atomic int failures;
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #c);                                \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
-#define CHECK_INT(a, b)                                                       \
-	do {                                                                  \
-		long long _a = (long long)(a), _b = (long long)(b);           \
-		if (_a != _b) {                                               \
-			fprintf(stderr, "%s:%d: %s == %lld, want %lld\n",     \
-				__FILE__, __LINE__, #a, _a, _b);              \
-			failures++;                                           \
-		}                                                             \
-	} while (0)
+#include "check.h"
+
 #define MUST(c)                                                               \
 	do {                                                                  \
 		if (!(c)) {                                                   \

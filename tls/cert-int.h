@@ -23,4 +23,9 @@ int tls_der_time(const struct tls_tlv *t, int64_t *out);
 int tls_der_signed(const uint8_t *der, size_t len, struct tls_tlv *tbs, struct tls_tlv *alg,
 		   enum tls_sig_alg *sig_alg, struct tls_span *sig);
 
+/* An AuthorityKeyIdentifier extension's value (the OCTET STRING's
+ * contents): its keyIdentifier into *akid when present (left alone
+ * otherwise). 0 or -EINVAL when malformed. */
+int tls_der_akid(const struct tls_tlv *v, struct tls_span *akid);
+
 #endif

@@ -693,7 +693,8 @@ static int ext_skid(const struct tls_tlv *v, struct tls_cert_info *ci)
 	return 0;
 }
 
-static int ext_akid(const struct tls_tlv *v, struct tls_cert_info *ci)
+/* See tls/cert-int.h. Pure; any thread. */
+int tls_der_akid(const struct tls_tlv *v, struct tls_span *akid)
 {
 	struct tls_der d;
 	struct tls_tlv seq, t;
@@ -721,8 +722,8 @@ static int ext_akid(const struct tls_tlv *v, struct tls_cert_info *ci)
 			return -EINVAL;
 		last = n;
 		if (n == 0 && t.len) {
-			ci->akid.ptr = t.val;
-			ci->akid.len = t.len;
+			akid->ptr = t.val;
+			akid->len = t.len;
 		}
 	}
 	return 0;
@@ -767,7 +768,7 @@ static int parse_extensions(const struct tls_tlv *ctx3, struct tls_cert_info *ci
 			rc = ext_skid(&val, ci);
 		} else if (OID_IS(&oid, oid_ext_akid)) {
 			bit = EXT_AKID;
-			rc = ext_akid(&val, ci);
+			rc = tls_der_akid(&val, &ci->akid);
 		}
 		/* RFC 5280 4.2: a certificate MUST NOT repeat an extension. */
 		if (rc < 0 || (seen & bit))

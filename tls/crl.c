@@ -176,32 +176,11 @@ static int crl_ext(void *ctx, const struct tls_tlv *oid, bool critical,
 		   const struct tls_tlv *val)
 {
 	struct tls_crl_info *ci = ctx;
-	struct tls_der d;
 	struct tls_tlv t;
-	int last = -1;
 
 	(void)critical;
-	if (OID_IS(oid, oid_akid)) {
-		if (ext_inner(val, TLS_DER_SEQUENCE, &t) < 0)
-			return -EINVAL;
-		tls_der_enter(&d, &t);
-		/* [0] keyIdentifier, [1] authorityCertIssuer, [2] serial; in order. */
-		while (tls_der_more(&d)) {
-			int k;
-
-			if (tls_der_next(&d, &t) < 0)
-				return -EINVAL;
-			k = t.tag == 0x80 ? 0 : t.tag == 0xa1 ? 1 : t.tag == 0x82 ? 2 : -1;
-			if (k <= last)
-				return -EINVAL;
-			last = k;
-			if (k == 0 && t.len) {
-				ci->akid.ptr = t.val;
-				ci->akid.len = t.len;
-			}
-		}
-		return 1;
-	}
+	if (OID_IS(oid, oid_akid))
+		return tls_der_akid(val, &ci->akid) < 0 ? -EINVAL : 1;
 	if (OID_IS(oid, oid_crl_number)) {
 		if (ext_inner(val, TLS_DER_INTEGER, &t) < 0 || t.len == 0 || t.len > 21)
 			return -EINVAL;

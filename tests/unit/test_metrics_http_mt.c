@@ -20,6 +20,7 @@
 #include "registry/regfile.h"
 
 #include "registrar_util.h"
+#include "curl_buf.h"
 
 #define TOKEN "scrape-t0ken"
 #define NDEV 24
@@ -31,24 +32,6 @@ static struct broker_rt *RT;
 static struct tcert ca, dev[NDEV];
 static _Atomic int registered, over, answered;
 static _Atomic bool go;
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
-{
-	struct buf *b = ctx;
-	char *q = realloc(b->p, b->n + sz * n + 1);
-
-	CHECK(q);
-	memcpy(q + b->n, p, sz * n);
-	b->p = q;
-	b->n += sz * n;
-	b->p[b->n] = '\0';
-	return sz * n;
-}
 
 /* One request: the status, the body in *body (malloc'd), the type in ct. */
 static long http(const char *method, const char *token, char **body, char *ct, size_t ctcap)

@@ -21,6 +21,7 @@
 #include "registry/regfile.h"
 
 #include "registrar_util.h"
+#include "curl_buf.h"
 
 #define TOKEN "t0ken-for-tests"
 #define NDEV 60
@@ -28,24 +29,6 @@
 #define BURST 5
 
 static int port;
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
-{
-	struct buf *b = ctx;
-	char *q = realloc(b->p, b->n + sz * n + 1);
-
-	CHECK(q);
-	memcpy(q + b->n, p, sz * n);
-	b->p = q;
-	b->n += sz * n;
-	b->p[b->n] = '\0';
-	return sz * n;
-}
 
 /* One request; returns the status, *out the parsed JSON answer. */
 static long http(const char *method, const char *path, const char *token,

@@ -133,9 +133,9 @@ json_t *rg_dev_json(const struct reg_device *d);
 bool rg_publish_json(struct registrar *g, const char *topic, json_t *o);
 
 /* Publish a device certificate's lifecycle event `kind` ("registered",
- * "status", "deleted") under $SYS/certificates/<kind>/<CA ID>. d is the
- * record (as of after the change; before, for "deleted"). Registrar
- * thread. */
+ * "deleted") under $SYS/certificates/<kind>/<CA ID>. d is the record (as
+ * of after the change; before, for "deleted"). Status changes go through
+ * rg_publish_status. Registrar thread. */
 void rg_publish_dev(struct registrar *g, const char *kind,
 		    const struct reg_device *d, const char *actor);
 

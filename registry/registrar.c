@@ -298,10 +298,6 @@ void rg_publish_dev(struct registrar *g, const char *kind,
 
 	if (g->n == 0)
 		return;
-	if (!strcmp(kind, "status")) {
-		rg_publish_status(g, d, 0, actor);
-		return;
-	}
 	tls_hex(d->issuer, REG_ID_LEN, ca);
 	snprintf(topic, sizeof topic, "$SYS/certificates/%s/%s", kind, ca);
 	publish_dev(g, topic, d, 0, actor);

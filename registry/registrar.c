@@ -736,7 +736,8 @@ int registrar_init(struct registrar **out, struct registry *reg,
 	}
 	rate = cfg->signup_rate ? cfg->signup_rate : 15;
 	burst = cfg->signup_burst ? cfg->signup_burst : rate;
-	reg_limiter_init(&g->lim, rate, burst, mono_ns());
+	if (reg_limiter_init(&g->lim, rate, burst, mono_ns()) != 0)
+		goto nomem;
 	if (cfg->data_dir && cfg->data_dir[0] && !(g->data_dir = strdup(cfg->data_dir)))
 		goto nomem;
 	rc = code_load(g, err, errlen);
@@ -798,6 +799,7 @@ void registrar_free(struct registrar *g)
 	if (g->efd >= 0)
 		close(g->efd);
 	free(g->data_dir);
+	reg_limiter_free(&g->lim);
 	rg_presence_free(g);
 	rg_expiry_free(g);
 	pol_store_close(g->pol);

@@ -79,7 +79,7 @@ class ProvisionTest(unittest.TestCase):
 		p.server("srvca")
 		p.ca("fleet", "Fleet Issuing CA")
 		p.ca("claimca", "Claim CA")
-		cls.broker = IdBroker(p, rate=1, burst=cls.BURST, extra=[
+		cls.broker = IdBroker(p, rate=cls.BURST, burst=cls.BURST, extra=[
 			"--issuing-ca", p.path("fleet"),
 			"--issuing-key", p.path("fleet", "key")]).start()
 		try:
@@ -109,8 +109,8 @@ class ProvisionTest(unittest.TestCase):
 		self.tag = uniq("pv")
 		self.closers = []
 		self.broker.assert_alive()
-		# a fresh bucket: the limiter refills at 1 per second
-		time.sleep(self.BURST + 0.5)
+		# a fresh limiter: BURST a second, and nothing in the last second
+		time.sleep(1.2)
 
 	def tearDown(self):
 		for c in self.closers:

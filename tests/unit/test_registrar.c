@@ -55,23 +55,46 @@ static void check_windows(const uint64_t *t, size_t n, uint64_t rate, uint64_t b
 				continue;
 			CHECK((count - burst) * NS <= rate * (t[j] - t[i]));
 		}
+	/* and any one second holds at most `rate` of them, whatever the burst */
+	for (size_t i = 0; i + rate < n; i++)
+		CHECK(t[i + rate] - t[i] >= NS);
+}
+
+/* Re-initialise l (zeroed or initialised before). */
+static void relim(struct reg_limiter *l, uint32_t rate, uint32_t burst, uint64_t now)
+{
+	reg_limiter_free(l);
+	CHECK(reg_limiter_init(l, rate, burst, now) == 0);
 }
 
 static void test_limiter(void)
 {
-	struct reg_limiter l;
+	struct reg_limiter l = { 0 };
 	uint64_t t0 = 5 * NS, passed = 0;
 
 	/* Default shape: rate 15, burst = rate. Continuous demand for 10 s
 	 * gets exactly burst + rate * 10. */
-	reg_limiter_init(&l, 15, 0, t0);
+	relim(&l, 15, 0, t0);
 	for (uint64_t ms = 0; ms <= 10000; ms++)
 		while (reg_limiter_take(&l, t0 + ms * 1000000ull))
 			passed++;
 	CHECK_RC(passed, 15 + 150);
 
+	/* The default shape never lets more than `rate` through in a second:
+	 * a full bucket of 15 at t0 - 1 ms and demand every millisecond after
+	 * would let 29 through by t0 + 1 s with a bucket alone. */
+	relim(&l, 15, 15, t0);
+	passed = 0;
+	for (uint64_t ms = 0; ms < 1000; ms++)
+		while (reg_limiter_take(&l, t0 + ms * 1000000ull))
+			passed++;
+	CHECK_RC(passed, 15);
+	CHECK_RC(reg_limiter_wait_ns(&l, t0 + 999 * 1000000ull), 1000000ull);
+	CHECK(reg_limiter_take(&l, t0 + NS));
+	reg_limiter_free(&l);
+
 	/* Just before a token is due nothing passes; at the due time one. */
-	reg_limiter_init(&l, 3, 2, t0);
+	relim(&l, 3, 2, t0);
 	CHECK(reg_limiter_take(&l, t0) && reg_limiter_take(&l, t0));
 	CHECK(!reg_limiter_take(&l, t0));
 	uint64_t w = reg_limiter_wait_ns(&l, t0);
@@ -81,17 +104,27 @@ static void test_limiter(void)
 	CHECK(!reg_limiter_ready(&l, t0 + w));
 	/* A clock that goes back adds nothing, and does not break later refills. */
 	CHECK(!reg_limiter_take(&l, t0));
-	CHECK(reg_limiter_take(&l, t0 + w + (NS + 2) / 3));
+	/* the bucket has refilled a token, but three passed in this second */
+	CHECK(!reg_limiter_take(&l, t0 + w + (NS + 2) / 3));
+	CHECK(reg_limiter_take(&l, t0 + NS));
+
+	/* A bucket bigger than the rate: the window holds the third of a
+	 * second back although the bucket has tokens. */
+	relim(&l, 2, 5, t0);
+	CHECK(reg_limiter_take(&l, t0) && reg_limiter_take(&l, t0 + 1));
+	CHECK(!reg_limiter_take(&l, t0 + NS - 1));
+	CHECK_RC(reg_limiter_wait_ns(&l, t0 + NS - 1), 1);
+	CHECK(reg_limiter_take(&l, t0 + NS));
 
 	/* The bucket never holds more than burst. */
-	reg_limiter_init(&l, 10, 4, t0);
+	relim(&l, 10, 4, t0);
 	passed = 0;
 	while (reg_limiter_take(&l, t0 + 1000 * NS))
 		passed++;
 	CHECK_RC(passed, 4);
 
 	/* Rate 0: the burst, then nothing ever. */
-	reg_limiter_init(&l, 0, 2, t0);
+	relim(&l, 0, 2, t0);
 	CHECK(reg_limiter_take(&l, t0) && reg_limiter_take(&l, t0));
 	CHECK(!reg_limiter_take(&l, t0 + 1000000 * NS));
 	CHECK(reg_limiter_wait_ns(&l, t0) == UINT64_MAX);
@@ -105,7 +138,7 @@ static void test_limiter(void)
 		uint64_t rate = shapes[s][0], burst = shapes[s][1], t = t0;
 		size_t n = 0;
 
-		reg_limiter_init(&l, (uint32_t)rate, (uint32_t)burst, t0);
+		relim(&l, (uint32_t)rate, (uint32_t)burst, t0);
 		for (int k = 0; k < 200000 && n < 20000; k++) {
 			t += rnd() % (3 * NS / rate / 2 + 1);
 			if (reg_limiter_take(&l, t))
@@ -117,14 +150,16 @@ static void test_limiter(void)
 		/* Saturating demand over exactly 10 s, sampled every 100 us: never
 		 * over the bound; under it only by what a full bucket loses
 		 * between two samples. */
-		reg_limiter_init(&l, (uint32_t)rate, (uint32_t)burst, t0);
+		relim(&l, (uint32_t)rate, (uint32_t)burst, t0);
 		passed = 0;
 		for (uint64_t us = 0; us <= 10000000; us += 100)
 			while (reg_limiter_take(&l, t0 + us * 1000))
 				passed++;
-		CHECK(passed <= burst + rate * 10);
-		CHECK(passed >= burst + rate * 10 - (rate * 10) / 100 - 1);
+		uint64_t full = (burst < rate ? burst : rate) + rate * 10;
+		CHECK(passed <= full);
+		CHECK(passed >= full - (rate * 10) / 100 - 1);
 	}
+	reg_limiter_free(&l);
 	printf("limiter: ok\n");
 }
 
@@ -377,7 +412,9 @@ static void test_signups(void)
 
 	/* Exactness end to end: after a long pause (full bucket of 5), one
 	 * new certificate every 100 ms of simulated time for 1.5 s (16
-	 * attempts) lets exactly 5 + 1.5 * 5 = 12 through. */
+	 * attempts) lets exactly 10 through: 5 at 0-0.4 s, none until the
+	 * first of them is a second old, then 5 at 1.0-1.4 s (a bucket alone
+	 * would have let 12 through, 9 of them within one second). */
 	seen_reset(&s);
 	uint64_t t1 = now + 100 * NS;
 	int reg_n = 0, over_n = 0;
@@ -395,9 +432,10 @@ static void test_signups(void)
 		CHECK_RC(reg_dev_get_mt(reg, dev[40 + k].id, &d),
 			 s.ans[100 + k].outcome == SIGNUP_REGISTERED ? 0 : -ENOENT);
 	}
-	CHECK_RC(reg_n, 12);
-	CHECK_RC(over_n, 4);
-	CHECK_RC(s.ans[109].outcome, SIGNUP_OVER_LIMIT);   /* 0.9 s: half a token */
+	CHECK_RC(reg_n, 10);
+	CHECK_RC(over_n, 6);
+	CHECK_RC(s.ans[105].outcome, SIGNUP_OVER_LIMIT);   /* 0.5 s: window full */
+	CHECK_RC(s.ans[109].outcome, SIGNUP_OVER_LIMIT);   /* 0.9 s: window full */
 	CHECK_RC(s.ans[110].outcome, SIGNUP_REGISTERED);
 
 	/* A shard's full submission ring refuses, never blocks. */

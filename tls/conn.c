@@ -148,13 +148,18 @@ static int keep_plain(struct conn *c, const uint8_t *p, uint32_t n)
 static int hs_failed(struct shard *sh, struct conn *c, struct tls_conn *tc, int e)
 {
 	tc->failed = true;
+	tls_server_hs_forget(tc);
+	/* a certificate signature verify_cb found bad: what wolfSSL says
+	 * when it checks one itself */
+	if (tc->sig_bad && e == VERIFY_CERT_ERROR)
+		e = ASN_SIG_CONFIRM_E;
 	enum tls_fail f = tls_server_classify(tc, e);
 	tc->fail = (uint8_t)f;
 	tls_count(&tc->srv->st.fail[f]);
 	if (log_limit_ok(&sh->noisy, sh->now_ms, 10, 1000)) {
 		char why[WOLFSSL_MAX_ERROR_SZ];
 		wolfSSL_ERR_error_string_n((unsigned long)e, why, sizeof why);
-		log_info("tls: handshake with %s failed: %s (%s)", c->peer_text,
+		log_info("tls: handshake with %s failed: %s (%s)", CONN_PEER(c),
 			 tls_fail_name(f), why);
 	}
 	wolfSSL_ERR_clear_error();
@@ -173,12 +178,16 @@ static void tk_forget(struct tls_conn *tc)
 static int hs_complete(struct shard *sh, struct conn *c, struct tls_conn *tc)
 {
 	tk_forget(tc);
+	/* every certificate signature was decided in verify_cb */
+	if (tc->psig || tc->sig_bad)
+		return hs_failed(sh, c, tc, VERIFY_CERT_ERROR); /* cannot happen */
 	bool resumed = wolfSSL_session_reused(tc->ssl);
 	if (!resumed && !tc->rec_chain) {
 		int rc = tls_server_identity_from_chain(tc->srv, tc);
 		if (rc != 0)
 			return hs_failed(sh, c, tc, rc == -ENOMEM ? MEMORY_E : ASN_PARSE_E);
 	}
+	tls_server_hs_forget(tc);
 	if (tc->srv->require_cert && !tc->rec)
 		return hs_failed(sh, c, tc, NO_PEER_CERT); /* cannot happen */
 	tc->hs_done = true;
@@ -238,7 +247,7 @@ static int tls_pump(struct shard *sh, struct conn *c, struct tls_conn *tc)
 		if (log_limit_ok(&sh->noisy, sh->now_ms, 10, 1000)) {
 			char why[WOLFSSL_MAX_ERROR_SZ];
 			wolfSSL_ERR_error_string_n((unsigned long)e, why, sizeof why);
-			log_info("tls: %s: %s", c->peer_text, why);
+			log_info("tls: %s: %s", CONN_PEER(c), why);
 		}
 		wolfSSL_ERR_clear_error();
 		return -EPROTO;
@@ -267,7 +276,7 @@ static int tr_on_bytes(struct shard *sh, struct conn *c, const uint8_t *p, uint3
 			tls_count(&tc->srv->st.fail[TLS_FAIL_PROTOCOL]);
 			if (log_limit_ok(&sh->noisy, sh->now_ms, 10, 1000))
 				log_info("tls: %s does not speak TLS (first byte 0x%02x%s)",
-					 c->peer_text, p[0],
+					 CONN_PEER(c), p[0],
 					 p[0] == 0x10 ? ": plain MQTT on a TLS port?" : "");
 			return -EPROTO;
 		}
@@ -296,7 +305,7 @@ static int enc_write(void *ctx, const uint8_t *p, uint32_t n)
 	if (tc->ticket_due) {
 		tc->ticket_due = false;
 		if (wolfSSL_send_SessionTicket(tc->ssl) != WOLFSSL_SUCCESS) {
-			log_debug("tls: %s: no session ticket", tc->c->peer_text);
+			log_debug("tls: %s: no session ticket", CONN_PEER(tc->c));
 			wolfSSL_ERR_clear_error();
 		}
 	}
@@ -335,6 +344,7 @@ static void tr_on_free(struct shard *sh, struct conn *c)
 	tc->c = NULL; /* wolfSSL_free sends nothing, but be sure */
 	wolfSSL_free(tc->ssl);
 	tk_forget(tc);
+	tls_server_hs_forget(tc);
 	tls_idrec_unref(tc->rec);
 	tls_idrec_unref(tc->issuer);
 	free(tc->cin);

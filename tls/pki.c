@@ -104,11 +104,10 @@ static int ecc_bits(ecc_key *e)
 }
 
 /* See tls/pki.h. Any thread. */
-int tls_pki_key_generate(enum tls_key_type type, int bits,
-			 struct tls_pki_key **out)
+int tls_pki_key_generate_rng(enum tls_key_type type, int bits,
+			     struct WC_RNG *rng, struct tls_pki_key **out)
 {
 	struct tls_pki_key *k;
-	WC_RNG rng;
 	int rc;
 
 	*out = NULL;
@@ -128,16 +127,11 @@ int tls_pki_key_generate(enum tls_key_type type, int bits,
 	k = key_alloc(type);
 	if (!k)
 		return -ENOMEM;
-	if (wc_InitRng(&rng) != 0) {
-		tls_pki_key_free(k);
-		return -EIO;
-	}
 	if (type == TLS_KEY_RSA)
-		rc = wc_MakeRsaKey(&k->u.rsa, bits, WC_RSA_EXPONENT, &rng);
+		rc = wc_MakeRsaKey(&k->u.rsa, bits, WC_RSA_EXPONENT, rng);
 	else
-		rc = wc_ecc_make_key_ex(&rng, bits / 8, &k->u.ecc,
+		rc = wc_ecc_make_key_ex(rng, bits / 8, &k->u.ecc,
 					bits == 256 ? ECC_SECP256R1 : ECC_SECP384R1);
-	wc_FreeRng(&rng);
 	if (rc != 0) {
 		tls_pki_key_free(k);
 		return -EIO;
@@ -146,6 +140,21 @@ int tls_pki_key_generate(enum tls_key_type type, int bits,
 	k->priv = true;
 	*out = k;
 	return 0;
+}
+
+/* See tls/pki.h. Any thread. */
+int tls_pki_key_generate(enum tls_key_type type, int bits,
+			 struct tls_pki_key **out)
+{
+	WC_RNG rng;
+	int rc;
+
+	*out = NULL;
+	if (wc_InitRng(&rng) != 0)
+		return -EIO;
+	rc = tls_pki_key_generate_rng(type, bits, &rng, out);
+	wc_FreeRng(&rng);
+	return rc;
 }
 
 static int rsa_finish(struct tls_pki_key *k)
@@ -662,14 +671,15 @@ void tls_pki_spec_init(struct tls_pki_spec *s, enum tls_pki_kind kind,
  */
 static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 		 size_t subject_len, const struct tls_pki_key *key,
-		 const struct tls_pki_issuer *issuer, uint8_t *der, size_t cap)
+		 const struct tls_pki_issuer *issuer, WC_RNG *caller_rng,
+		 uint8_t *der, size_t cap)
 {
 	struct tls_cert_info *ci = NULL;
 	const struct tls_pki_key *signer;
 	const uint8_t *iname;
 	size_t ilen;
 	Cert *c = NULL;
-	WC_RNG rng;
+	WC_RNG own, *rng = caller_rng;
 	bool rng_ok = false;
 	const char *ku;
 	int rc, n;
@@ -711,9 +721,14 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 	}
 
 	rc = -EIO;
-	if (wc_InitCert(c) != 0 || wc_InitRng(&rng) != 0)
+	if (wc_InitCert(c) != 0)
 		goto out;
-	rng_ok = true;
+	if (!rng) {
+		if (wc_InitRng(&own) != 0)
+			goto out;
+		rng = &own;
+		rng_ok = true;
+	}
 	/* Placeholders; the real names are spliced in below. */
 	strcpy(c->subject.commonName, "-");
 	strcpy(c->issuer.commonName, "-");
@@ -724,7 +739,7 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 		memcpy(c->serial, spec->serial, spec->serial_len);
 		c->serialSz = (int)spec->serial_len;
 	} else {
-		if (wc_RNG_GenerateBlock(&rng, c->serial, TLS_PKI_SERIAL_LEN) != 0)
+		if (wc_RNG_GenerateBlock(rng, c->serial, TLS_PKI_SERIAL_LEN) != 0)
 			goto out;
 		/* Positive (top bit clear) and a full 16 bytes long. */
 		c->serial[0] = (uint8_t)((c->serial[0] & 0x7f) | 0x01);
@@ -796,7 +811,7 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 	if (n != 0)
 		goto out;
 
-	n = wc_MakeCert_ex(c, der, (word32)cap, key_wc_type(key), key_ptr(key), &rng);
+	n = wc_MakeCert_ex(c, der, (word32)cap, key_wc_type(key), key_ptr(key), rng);
 	if (n < 0) {
 		rc = wc_err(n);
 		goto out;
@@ -810,7 +825,7 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 		goto out;
 	}
 	n = wc_SignCert_ex(n, c->sigType, der, (word32)cap, key_wc_type(signer),
-			   key_ptr(signer), &rng);
+			   key_ptr(signer), rng);
 	if (n < 0) {
 		rc = wc_err(n);
 		goto out;
@@ -825,16 +840,17 @@ static int issue(const struct tls_pki_spec *spec, const uint8_t *subject,
 	rc = n;
 out:
 	if (rng_ok)
-		wc_FreeRng(&rng);
+		wc_FreeRng(&own);
 	free(c);
 	free(ci);
 	return rc;
 }
 
 /* See tls/pki.h. Any thread. */
-int tls_pki_issue(const struct tls_pki_spec *spec,
-		  const struct tls_pki_key *subject_key,
-		  const struct tls_pki_issuer *issuer, uint8_t *der, size_t cap)
+int tls_pki_issue_rng(const struct tls_pki_spec *spec,
+		      const struct tls_pki_key *subject_key,
+		      const struct tls_pki_issuer *issuer, struct WC_RNG *rng,
+		      uint8_t *der, size_t cap)
 {
 	uint8_t name[1024];
 	int n;
@@ -844,7 +860,15 @@ int tls_pki_issue(const struct tls_pki_spec *spec,
 	n = encode_name(&spec->subject, name, sizeof name);
 	if (n < 0)
 		return n;
-	return issue(spec, name, (size_t)n, subject_key, issuer, der, cap);
+	return issue(spec, name, (size_t)n, subject_key, issuer, rng, der, cap);
+}
+
+/* See tls/pki.h. Any thread. */
+int tls_pki_issue(const struct tls_pki_spec *spec,
+		  const struct tls_pki_key *subject_key,
+		  const struct tls_pki_issuer *issuer, uint8_t *der, size_t cap)
+{
+	return tls_pki_issue_rng(spec, subject_key, issuer, NULL, der, cap);
 }
 
 /* See tls/pki.h. Any thread. */
@@ -912,7 +936,7 @@ int tls_pki_sign_csr(const uint8_t *csr, size_t csr_len,
 	rc = tls_pki_key_from_spki(ci.spki.ptr, ci.spki.len, &k);
 	if (rc < 0)
 		return rc;
-	rc = issue(spec, ci.subject.ptr, ci.subject.len, k, issuer, der, cap);
+	rc = issue(spec, ci.subject.ptr, ci.subject.len, k, issuer, NULL, der, cap);
 	tls_pki_key_free(k);
 	return rc;
 }
@@ -1049,4 +1073,23 @@ int tls_pki_file_read(const char *path, size_t max, char **data, size_t *len)
 	*data = buf;
 	*len = got;
 	return 0;
+}
+
+/* See tls/pki.h. */
+int tls_pki_pem_pair_matches(const char *crt, size_t crt_len, const char *key,
+			     size_t key_len)
+{
+	uint8_t der[TLS_PKI_DER_MAX], spki[2048];
+	struct tls_cert_info ci;
+	struct tls_pki_key *k = NULL;
+	int n = tls_cert_pem_to_der(crt, crt_len, der, sizeof der);
+
+	if (n <= 0 || tls_cert_parse(der, (size_t)n, &ci) != 0)
+		return -EBADMSG;
+	int rc = tls_pki_key_from_pem(key, key_len, &k);
+	if (rc != 0)
+		return rc;
+	n = tls_pki_key_spki(k, spki, sizeof spki);
+	tls_pki_key_free(k);
+	return n > 0 && (size_t)n == ci.spki.len && !memcmp(spki, ci.spki.ptr, ci.spki.len);
 }

@@ -59,6 +59,17 @@ bool tls_pki_key_has_private(const struct tls_pki_key *k);
 int tls_pki_key_spki(const struct tls_pki_key *k, uint8_t *out, size_t cap);
 
 /*
+ * tls_pki_pem_pair_matches - whether the PEM private key is the one of the
+ * first certificate of the PEM text crt (a chain may follow). wolfSSL's
+ * own check (wolfSSL_CTX_check_private_key) lets an EC key of another
+ * certificate through in Debian's 5.5. Returns 1, 0 (another key),
+ * -EBADMSG when the certificate does not parse, or the error of
+ * tls_pki_key_from_pem for the key.
+ */
+int tls_pki_pem_pair_matches(const char *crt, size_t crt_len, const char *key,
+			     size_t key_len);
+
+/*
  * tls_pki_key_pkcs8 / tls_pki_key_pem - the private key as unencrypted
  * PKCS#8 DER, or as PEM "-----BEGIN PRIVATE KEY-----" (NUL-terminated).
  * Return the length, -EINVAL (public-only key), -ENOSPC, -EIO. The PEM
@@ -92,6 +103,22 @@ void tls_pki_spec_init(struct tls_pki_spec *s, enum tls_pki_kind kind,
 int tls_pki_issue(const struct tls_pki_spec *spec,
 		  const struct tls_pki_key *subject_key,
 		  const struct tls_pki_issuer *issuer, uint8_t *der, size_t cap);
+
+/*
+ * tls_pki_key_generate_rng / tls_pki_issue_rng - the same as
+ * tls_pki_key_generate() and tls_pki_issue(), with the caller's wolfCrypt
+ * RNG (initialised with wc_InitRng()) instead of a new one per call: what
+ * issuing thousands of certificates wants, one RNG per thread. An RNG must
+ * not be used by two threads at once. tls_pki_issue_rng() with rng NULL is
+ * tls_pki_issue().
+ */
+struct WC_RNG;
+int tls_pki_key_generate_rng(enum tls_key_type type, int bits,
+			     struct WC_RNG *rng, struct tls_pki_key **out);
+int tls_pki_issue_rng(const struct tls_pki_spec *spec,
+		      const struct tls_pki_key *subject_key,
+		      const struct tls_pki_issuer *issuer, struct WC_RNG *rng,
+		      uint8_t *der, size_t cap);
 
 /*
  * tls_pki_make_csr - PKCS#10 request for `subject`, signed by `key`

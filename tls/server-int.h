@@ -64,6 +64,15 @@ struct tls_tkey {
 
 struct tls_sess;
 
+/* A certificate signature wolfSSL asked ecc_verify_cb to check while it
+ * processed the client's Certificate message: decided in verify_cb, which
+ * wolfSSL calls next and which sees the certificate (verify_cb in
+ * server.c). */
+struct tls_psig {
+	uint16_t sig_len, hash_len, key_len;
+	uint8_t b[];                       /* sig, hash, key */
+};
+
 struct tls_server {
 	char cert_file[4096];
 	char key_file[4096];
@@ -131,6 +140,16 @@ struct tls_conn {
 	uint8_t tk_mac[16];
 	bool rec_chain;                    /* rec comes from this handshake's
 					      chain (not from a resumption) */
+	/* During the handshake only (tls_server_hs_forget): the client's
+	 * leaf and the next certificate it presented, copied by verify_cb
+	 * (wolfSSL keeps no chain without SESSION_CERTS, which would cost
+	 * 37 KB per connection for its whole life), and a pending
+	 * certificate signature. */
+	uint8_t *peer;                     /* leaf DER, then the next one */
+	uint32_t peer_len, peer_next_len;
+	struct tls_psig *psig;
+	bool certs_seen;                   /* verify_cb has seen the leaf */
+	bool sig_bad;                      /* a pending signature failed */
 	struct tls_idrec *rec;             /* identity record (a reference) */
 	struct tls_idrec *issuer;          /* its issuer (a reference) */
 	struct tls_identity ident;
@@ -144,11 +163,13 @@ WOLFSSL *tls_server_new_ssl(struct tls_server *srv);
 /* Drop one reference on an identity record (NULL is fine); the last one
  * frees it and drops its issuer. */
 void tls_idrec_unref(struct tls_idrec *r);
-/* The identity of a full handshake, from the peer chain wolfSSL kept
- * (SESSION_CERTS): tc->rec and tc->issuer get references to the records
+/* The identity of a full handshake, from the certificates verify_cb
+ * copied (tc->peer): tc->rec and tc->issuer get references to the records
  * of the leaf and of its issuer (the next certificate presented, else the
  * matching anchor). No certificate: both NULL. 0, -EINVAL, -ENOMEM. */
 int tls_server_identity_from_chain(struct tls_server *srv, struct tls_conn *tc);
+/* Free what only the handshake needed (tc->peer, tc->psig). */
+void tls_server_hs_forget(struct tls_conn *tc);
 /* Why a handshake failed, from wolfSSL's error and what our callbacks
  * saw. */
 enum tls_fail tls_server_classify(struct tls_conn *tc, int wolf_err);

@@ -294,26 +294,24 @@ static struct tls_idrec *anchor_for(struct tls_server *srv,
 
 int tls_server_identity_from_chain(struct tls_server *srv, struct tls_conn *tc)
 {
-	WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(tc->ssl);
-	int n = chain ? wolfSSL_get_chain_count(chain) : 0;
-	if (n <= 0) {
+	if (!tc->peer) {
 		conn_set_identity(tc, NULL, NULL, true);
 		return 0;
 	}
-	const uint8_t *der = wolfSSL_get_chain_cert(chain, 0);
-	int len = wolfSSL_get_chain_length(chain, 0);
+	const uint8_t *der = tc->peer;
+	uint32_t len = tc->peer_len;
 	struct tls_cert_info leaf;
-	if (!der || len <= 0 || tls_cert_parse(der, (size_t)len, &leaf) != 0)
+	if (tls_cert_parse(der, len, &leaf) != 0)
 		return -EINVAL;
 	struct tls_idrec *issuer = NULL;
-	if (n >= 2) {
-		const uint8_t *ider = wolfSSL_get_chain_cert(chain, 1);
-		int ilen = wolfSSL_get_chain_length(chain, 1);
+	if (tc->peer_next_len) {
+		const uint8_t *ider = tc->peer + len;
+		uint32_t ilen = tc->peer_next_len;
 		struct tls_cert_info ici;
-		if (ider && ilen > 0 && tls_cert_parse(ider, (size_t)ilen, &ici) == 0 &&
+		if (tls_cert_parse(ider, ilen, &ici) == 0 &&
 		    ici.subject.len == leaf.issuer.len &&
 		    memcmp(ici.subject.ptr, leaf.issuer.ptr, ici.subject.len) == 0) {
-			issuer = idrec_put(srv, ici.id, ider, (size_t)ilen, NULL, NULL);
+			issuer = idrec_put(srv, ici.id, ider, ilen, NULL, NULL);
 			if (!issuer)
 				return -ENOMEM;
 		}
@@ -321,7 +319,7 @@ int tls_server_identity_from_chain(struct tls_server *srv, struct tls_conn *tc)
 	if (!issuer)
 		issuer = anchor_for(srv, &leaf);
 	struct tls_idrec *iss_out = NULL;
-	struct tls_idrec *rec = idrec_put(srv, leaf.id, der, (size_t)len, issuer,
+	struct tls_idrec *rec = idrec_put(srv, leaf.id, der, len, issuer,
 					  &iss_out);
 	tls_idrec_unref(issuer);
 	if (!rec)
@@ -662,34 +660,6 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id,
 
 /* ----------------------------------------------------- verify callbacks */
 
-/*
- * wolfSSL calls this for every certificate of the client's chain
- * (WOLFSSL_VERIFY_CB_ALL_CERTS), the leaf last (depth 0), whether its own
- * checks passed (preverify 1) or not. We never override a failure; we add
- * one rule: the leaf must not be a CA certificate (bad_certificate).
- */
-static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
-{
-	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(
-		store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
-	struct tls_conn *tc = ssl_conn(ssl);
-	if (!preverify)
-		return 0;
-	if (store->error_depth != 0)
-		return 1;
-	if (!store->certs || store->totalCerts <= 0)
-		return 1; /* no certificate: wolfSSL applies require_cert */
-	struct tls_cert_info ci;
-	if (tls_cert_parse(store->certs[0].buffer, store->certs[0].length, &ci) != 0)
-		return 0; /* wolfSSL took it, our parser (and registry) will not */
-	if (ci.is_ca) {
-		if (tc)
-			tc->ca_leaf = true;
-		return 0;
-	}
-	return 1;
-}
-
 static int digest_for(enum tls_sig_alg alg, const uint8_t *p, size_t n,
 		      uint8_t *out, unsigned int *outlen)
 {
@@ -708,63 +678,14 @@ static int digest_for(enum tls_sig_alg alg, const uint8_t *p, size_t n,
 	}
 }
 
-/*
- * May the CA's signature over the client's leaf be taken as verified?
- * Only when this very verification is of that signature (same signature
- * bytes, same digest of the leaf's TBSCertificate, and a key that is not
- * the leaf's own: that would be the CertificateVerify) and the leaf's ID
- * is known good to the registry.
- */
-static bool may_skip(struct tls_conn *tc, WOLFSSL *ssl, const uint8_t *sig,
-		     unsigned int sig_len, const uint8_t *hash,
-		     unsigned int hash_len, const uint8_t *key,
-		     unsigned int key_len)
+/* An ECDSA verification with wolfCrypt: 0 and *result 1 when good. */
+static int ecc_check(const uint8_t *sig, unsigned int sig_len,
+		     const uint8_t *hash, unsigned int hash_len,
+		     const uint8_t *key_der, unsigned int key_len, int *result)
 {
-	struct tls_server *srv = tc->srv;
-	pthread_mutex_lock(&srv->hook_lock);
-	tls_known_fn known = srv->known;
-	void *kctx = srv->known_ctx;
-	pthread_mutex_unlock(&srv->hook_lock);
-	if (!known || tc->hs_done)
-		return false;
-	WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
-	if (!chain || wolfSSL_get_chain_count(chain) < 1)
-		return false;
-	const uint8_t *der = wolfSSL_get_chain_cert(chain, 0);
-	int len = wolfSSL_get_chain_length(chain, 0);
-	struct tls_cert_info leaf;
-	if (!der || len <= 0 || tls_cert_parse(der, (size_t)len, &leaf) != 0)
-		return false;
-	if (leaf.spki.len == key_len && memcmp(leaf.spki.ptr, key, key_len) == 0)
-		return false;
-	if (leaf.sig.len != sig_len || memcmp(leaf.sig.ptr, sig, sig_len) != 0)
-		return false;
-	uint8_t d[64];
-	unsigned int dlen = 0;
-	if (digest_for(leaf.sig_alg, leaf.tbs.ptr, leaf.tbs.len, d, &dlen) != 0 ||
-	    dlen != hash_len || memcmp(d, hash, dlen) != 0)
-		return false;
-	return known(kctx, leaf.id);
-}
-
-/* wolfSSL's ECC verify PK callback: every ECDSA verification of the
- * handshake (certificate signatures and the CertificateVerify) comes here;
- * we do it with wolfCrypt, or skip it per may_skip(). */
-static int ecc_verify_cb(WOLFSSL *ssl, const unsigned char *sig,
-			 unsigned int sig_len, const unsigned char *hash,
-			 unsigned int hash_len, const unsigned char *key_der,
-			 unsigned int key_len, int *result, void *ctx)
-{
-	(void)ctx;
-	struct tls_conn *tc = ssl_conn(ssl);
-	*result = 0;
-	if (tc && may_skip(tc, ssl, sig, sig_len, hash, hash_len, key_der, key_len)) {
-		tls_count(&tc->srv->st.skipped);
-		*result = 1;
-		return 0;
-	}
 	ecc_key key;
 	word32 idx = 0;
+	*result = 0;
 	int rc = wc_ecc_init(&key);
 	if (rc != 0)
 		return rc;
@@ -773,6 +694,197 @@ static int ecc_verify_cb(WOLFSSL *ssl, const unsigned char *sig,
 		rc = wc_ecc_verify_hash(sig, sig_len, hash, hash_len, result, &key);
 	wc_ecc_free(&key);
 	return rc;
+}
+
+static bool psig_check(const struct tls_psig *p)
+{
+	int ok = 0;
+	const uint8_t *sig = p->b, *hash = sig + p->sig_len;
+	return ecc_check(sig, p->sig_len, hash, p->hash_len,
+			 hash + p->hash_len, p->key_len, &ok) == 0 && ok == 1;
+}
+
+/*
+ * May the CA's signature over the client's leaf be taken as verified?
+ * Only when this very verification is of that signature (same signature
+ * bytes, same digest of the leaf's TBSCertificate, and a key that is not
+ * the leaf's own: that would be the CertificateVerify) and the leaf's ID
+ * is known good to the registry.
+ */
+static bool may_skip(struct tls_conn *tc, const uint8_t *der, size_t len,
+		     const struct tls_psig *p)
+{
+	struct tls_server *srv = tc->srv;
+	pthread_mutex_lock(&srv->hook_lock);
+	tls_known_fn known = srv->known;
+	void *kctx = srv->known_ctx;
+	pthread_mutex_unlock(&srv->hook_lock);
+	if (!known || tc->hs_done)
+		return false;
+	const uint8_t *sig = p->b, *hash = sig + p->sig_len;
+	const uint8_t *key = hash + p->hash_len;
+	struct tls_cert_info leaf;
+	if (tls_cert_parse(der, len, &leaf) != 0)
+		return false;
+	if (leaf.spki.len == p->key_len && memcmp(leaf.spki.ptr, key, p->key_len) == 0)
+		return false;
+	if (leaf.sig.len != p->sig_len || memcmp(leaf.sig.ptr, sig, p->sig_len) != 0)
+		return false;
+	uint8_t d[64];
+	unsigned int dlen = 0;
+	if (digest_for(leaf.sig_alg, leaf.tbs.ptr, leaf.tbs.len, d, &dlen) != 0 ||
+	    dlen != p->hash_len || memcmp(d, hash, dlen) != 0)
+		return false;
+	return known(kctx, leaf.id);
+}
+
+/* Decide the pending certificate signature, now that the certificate
+ * wolfSSL checked is known (der; the leaf when depth is 0): skipped per
+ * may_skip, else verified. false: a bad signature. */
+static bool psig_settle(struct tls_conn *tc, const uint8_t *der, size_t len,
+			int depth)
+{
+	struct tls_psig *p = tc->psig;
+	if (!p)
+		return true;
+	tc->psig = NULL;
+	bool ok;
+	if (depth == 0 && der && may_skip(tc, der, len, p)) {
+		tls_count(&tc->srv->st.skipped);
+		ok = true;
+	} else {
+		ok = psig_check(p);
+	}
+	free(p);
+	return ok;
+}
+
+/* Keep the client's leaf and the certificate after it (its issuer, if the
+ * client sent one) for tls_server_identity_from_chain. */
+static int peer_copy(struct tls_conn *tc, const WOLFSSL_BUFFER_INFO *certs,
+		     int n)
+{
+	uint32_t l0 = certs[0].length, l1 = n >= 2 ? certs[1].length : 0;
+	uint8_t *p = malloc((size_t)l0 + l1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, certs[0].buffer, l0);
+	if (l1)
+		memcpy(p + l0, certs[1].buffer, l1);
+	free(tc->peer);
+	tc->peer = p;
+	tc->peer_len = l0;
+	tc->peer_next_len = l1;
+	return 0;
+}
+
+void tls_server_hs_forget(struct tls_conn *tc)
+{
+	free(tc->peer);
+	tc->peer = NULL;
+	tc->peer_len = tc->peer_next_len = 0;
+	free(tc->psig);
+	tc->psig = NULL;
+}
+
+/*
+ * wolfSSL calls this for every certificate of the client's chain
+ * (WOLFSSL_VERIFY_CB_ALL_CERTS), the leaf last (depth 0), whether its own
+ * checks passed (preverify 1) or not, right after checking it. We never
+ * override a failure. We decide the certificate's signature, which
+ * ecc_verify_cb left pending, and add one rule: the leaf must not be a CA
+ * certificate (bad_certificate). At the leaf we copy it and the next
+ * certificate: wolfSSL keeps them only with SESSION_CERTS.
+ */
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(
+		store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *tc = ssl_conn(ssl);
+	int depth = store->error_depth;
+	bool have = store->certs && depth >= 0 && depth < store->totalCerts;
+	if (tc && depth == 0)
+		tc->certs_seen = true;
+	if (!preverify) {
+		if (tc) {
+			free(tc->psig); /* refused anyway */
+			tc->psig = NULL;
+		}
+		return 0;
+	}
+	if (tc) {
+		if (!psig_settle(tc, have ? store->certs[depth].buffer : NULL,
+				 have ? store->certs[depth].length : 0, depth))
+			tc->sig_bad = true;
+		if (tc->sig_bad)
+			return 0;
+	}
+	if (depth != 0)
+		return 1;
+	if (!have)
+		return 1; /* no certificate: wolfSSL applies require_cert */
+	struct tls_cert_info ci;
+	if (tls_cert_parse(store->certs[0].buffer, store->certs[0].length, &ci) != 0)
+		return 0; /* wolfSSL took it, our parser (and registry) will not */
+	if (ci.is_ca) {
+		if (tc)
+			tc->ca_leaf = true;
+		return 0;
+	}
+	if (tc && peer_copy(tc, store->certs, store->totalCerts) != 0)
+		return 0;
+	return 1;
+}
+
+/* Leave a certificate's signature for verify_cb to decide: *result 1 for
+ * now. A pending one not decided yet (wolfSSL called us twice before
+ * verify_cb: not expected) is verified first, its failure remembered. */
+static int psig_defer(struct tls_conn *tc, const uint8_t *sig,
+		      unsigned int sig_len, const uint8_t *hash,
+		      unsigned int hash_len, const uint8_t *key_der,
+		      unsigned int key_len, int *result)
+{
+	if (tc->psig) {
+		if (!psig_check(tc->psig))
+			tc->sig_bad = true;
+		free(tc->psig);
+		tc->psig = NULL;
+	}
+	struct tls_psig *p = NULL;
+	if (sig_len <= UINT16_MAX && hash_len <= UINT16_MAX && key_len <= UINT16_MAX)
+		p = malloc(sizeof *p + sig_len + hash_len + key_len);
+	if (!p)
+		return ecc_check(sig, sig_len, hash, hash_len, key_der, key_len, result);
+	p->sig_len = (uint16_t)sig_len;
+	p->hash_len = (uint16_t)hash_len;
+	p->key_len = (uint16_t)key_len;
+	memcpy(p->b, sig, sig_len);
+	memcpy(p->b + sig_len, hash, hash_len);
+	memcpy(p->b + sig_len + hash_len, key_der, key_len);
+	tc->psig = p;
+	*result = 1;
+	return 0;
+}
+
+/* wolfSSL's ECC verify PK callback: every ECDSA verification of the
+ * handshake comes here. Until verify_cb has seen the leaf these are the
+ * signatures of the client's certificates: which certificate is being
+ * checked, and whether it is a leaf the registry knows (may_skip), only
+ * verify_cb can tell, so they are decided there, before wolfSSL uses the
+ * certificate (it adds a verified intermediate as a CA, keeps the leaf
+ * only after verify_cb). After it: the CertificateVerify, checked here. */
+static int ecc_verify_cb(WOLFSSL *ssl, const unsigned char *sig,
+			 unsigned int sig_len, const unsigned char *hash,
+			 unsigned int hash_len, const unsigned char *key_der,
+			 unsigned int key_len, int *result, void *ctx)
+{
+	(void)ctx;
+	struct tls_conn *tc = ssl_conn(ssl);
+	*result = 0;
+	if (tc && !tc->hs_done && !tc->certs_seen)
+		return psig_defer(tc, sig, sig_len, hash, hash_len, key_der,
+				  key_len, result);
+	return ecc_check(sig, sig_len, hash, hash_len, key_der, key_len, result);
 }
 
 enum tls_fail tls_server_classify(struct tls_conn *tc, int e)
@@ -859,28 +971,21 @@ static int read_cert_key(struct tls_server *srv, char **cert, size_t *cert_len,
 			srv->key_file, strerror(-rc));
 		goto fail;
 	}
-	uint8_t der[TLS_PKI_DER_MAX];
-	int n = tls_cert_pem_to_der(*cert, *cert_len, der, sizeof der);
-	struct tls_cert_info ci;
-	if (n <= 0 || tls_cert_parse(der, (size_t)n, &ci) != 0) {
+	rc = tls_pki_pem_pair_matches(*cert, *cert_len, *key, *key_len);
+	if (rc == -EBADMSG) {
 		set_err(err, errlen, "tls: '%s' holds no usable PEM certificate",
 			srv->cert_file);
 		rc = -EINVAL;
 		goto fail;
 	}
-	struct tls_pki_key *k = NULL;
-	rc = tls_pki_key_from_pem(*key, *key_len, &k);
-	if (rc != 0) {
+	if (rc < 0) {
 		set_err(err, errlen, "tls: '%s' holds no usable PEM private key%s",
 			srv->key_file, rc == -EOPNOTSUPP ?
 			" (encrypted keys and exotic curves are not supported)" : "");
 		rc = rc == -ENOMEM ? -ENOMEM : -EINVAL;
 		goto fail;
 	}
-	uint8_t spki[2048];
-	int sl = tls_pki_key_spki(k, spki, sizeof spki);
-	tls_pki_key_free(k);
-	if (sl <= 0 || (size_t)sl != ci.spki.len || memcmp(spki, ci.spki.ptr, ci.spki.len) != 0) {
+	if (rc == 0) {
 		set_err(err, errlen, "tls: the key in '%s' does not match the "
 			"certificate in '%s'", srv->key_file, srv->cert_file);
 		rc = -EINVAL;
@@ -934,8 +1039,6 @@ static WOLFSSL_CTX *ctx_build(struct tls_server *srv, int *rc, char *err,
 	wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER |
 			       (srv->require_cert ? WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 			       verify_cb);
-	/* with it an empty Certificate gets its alert in TLS 1.2 too */
-	wolfSSL_CTX_mutual_auth(ctx, srv->require_cert);
 	/* with it an empty Certificate gets its alert in TLS 1.2 too */
 	wolfSSL_CTX_mutual_auth(ctx, srv->require_cert);
 	/* tickets: ours; TLS 1.3 ones are sent by conn.c at the first flush */

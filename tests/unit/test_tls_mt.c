@@ -114,12 +114,7 @@ int main(void)
 {
 	now = (int64_t)time(NULL);
 	MUST(wolfSSL_Init() == WOLFSSL_SUCCESS);
-	snprintf(dir, sizeof dir, "/tmp/test_tls_mt.XXXXXX");
-	MUST(mkdtemp(dir));
-	snprintf(cert_path, sizeof cert_path, "%s/server.crt", dir);
-	snprintf(key_path, sizeof key_path, "%s/server.key", dir);
-	make(&srv_ca, TLS_PKI_ROOT_CA, "Server CA", TLS_KEY_EC, 256, NULL, 0, 0);
-	make(&srv_cert, TLS_PKI_SERVER, "localhost", TLS_KEY_EC, 256, &srv_ca, 0, 0);
+	server_files("test_tls_mt", &srv_cert);
 	make(&dev_ca, TLS_PKI_ROOT_CA, "Devices CA", TLS_KEY_EC, 256, NULL, 0, 0);
 	make(&dev_ec, TLS_PKI_DEVICE, "dev-ec", TLS_KEY_EC, 256, &dev_ca, 0, 0);
 	for (int i = 0; i < EXTRA_CAS; i++) {
@@ -127,8 +122,6 @@ int main(void)
 		snprintf(cn, sizeof cn, "Extra CA %d", i);
 		make(&extra[i], TLS_PKI_ROOT_CA, cn, TLS_KEY_EC, 256, NULL, 0, 0);
 	}
-	write_pem_cert(cert_path, &srv_cert);
-	write_pem_key(key_path, &srv_cert);
 	char err[256] = "";
 	MUST(tls_server_new(&srv, cert_path, key_path, true, err, sizeof err) == 0);
 	MUST(tls_server_add_ca_mt(srv, dev_ca.der, dev_ca.len) == 0);

@@ -101,6 +101,21 @@ static void write_pem_key(const char *path, const struct made *m)
 
 static struct made srv_ca; /* the CA clients trust for the server */
 
+/* A fresh directory /tmp/<name>.XXXXXX (dir) with the server's
+ * certificate for "localhost", issued by srv_ca (made here), and its key
+ * in cert_path and key_path. */
+static void server_files(const char *name, struct made *srv_cert)
+{
+	snprintf(dir, sizeof dir, "/tmp/%s.XXXXXX", name);
+	MUST(mkdtemp(dir));
+	snprintf(cert_path, sizeof cert_path, "%s/server.crt", dir);
+	snprintf(key_path, sizeof key_path, "%s/server.key", dir);
+	make(&srv_ca, TLS_PKI_ROOT_CA, "Server CA", TLS_KEY_EC, 256, NULL, 0, 0);
+	make(srv_cert, TLS_PKI_SERVER, "localhost", TLS_KEY_EC, 256, &srv_ca, 0, 0);
+	write_pem_cert(cert_path, srv_cert);
+	write_pem_key(key_path, srv_cert);
+}
+
 /* ---------------------------------------------------------- fake shard */
 
 struct upper {
@@ -188,7 +203,10 @@ static struct conn *fake_conn(struct shard *sh, struct upper *u)
 	sh->n_conns++;
 	atomic_fetch_add(&rt.conn_count, 1);
 	c->upper = u;
-	snprintf(c->peer_text, sizeof c->peer_text, "test:%u", slot);
+	/* 127.0.0.1:<slot> in the logs */
+	c->peer.in4.sin_family = AF_INET;
+	c->peer.in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->peer.in4.sin_port = htons((uint16_t)slot);
 	return c;
 }
 

@@ -39,7 +39,7 @@ static const struct opt opts[] = {
 	{ "require-certificate", K_FLAG, O(require_certificate), 0, 0, 0, "[BOOL]", "TLS clients must present a certificate (default on)" },
 	{ "allow-clientid-mismatch", K_FLAG, O(allow_clientid_mismatch), 0, 0, 0, "[BOOL]", "accept a client ID other than the certificate's bound one (default off)" },
 	{ "signup-rate", K_U32, O(signup_rate), 0, 1, 100000, "N", "automatic certificate registrations per second, broker-wide (default 15)" },
-	{ "signup-burst", K_U32, O(signup_burst), 0, 1, 100000, "N", "burst of automatic registrations (default: the rate)" },
+	{ "signup-burst", K_U32, O(signup_burst), 0, 1, 100000, "N", "automatic registrations back to back (default: the rate)" },
 	{ "admin-listen", K_STR, O(admin_listen), sizeof(((struct vouch_config *)0)->admin_listen), 0, 0, "ADDR:PORT", "admin HTTP API (default 127.0.0.1:8081; 'off' disables)" },
 	{ "admin-token-file", K_STR, O(admin_token_file), sizeof(((struct vouch_config *)0)->admin_token_file), 0, 0, "FILE", "bearer tokens the admin API requires, one per line (name:token)" },
 	{ "expiry-warning-days", K_U32, O(expiry_warning_days), 0, 1, 3650, "DAYS", "days before expiry that certificates are reported as expiring (default 30)" },

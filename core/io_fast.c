@@ -84,7 +84,7 @@ static void fast_arm_recv(struct shard *sh, struct conn *c)
 	if (!sqe)
 		return;
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->flags |= IOSQE_BUFFER_SELECT | (c->direct ? IOSQE_FIXED_FILE : 0);
 	sqe->buf_group = FAST_BGID;
 	io_uring_sqe_set_data64(sqe, io_ud(OP_RECV, c->slot, c->gen));
 	c->recv_armed = true;

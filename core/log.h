@@ -35,7 +35,7 @@ int log_limit_ok(struct log_limit *l, uint64_t now_ms, uint32_t burst,
 		 uint32_t interval_ms);
 
 #define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_info(...)  do { if (log_get_level() <= LOG_INFO) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 

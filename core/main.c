@@ -116,7 +116,11 @@ int main(int argc, char **argv)
 		log_info("admin API on http://%s (port %d)", cfg.admin_listen,
 			 registrar_admin_port(app.registrar));
 	log_info("%d shards; %s", rt.n, rt.io_desc);
-	log_info("direct descriptors: not used (a connection moves to the home shard of its client ID)");
+	if (rt.direct_table)
+		log_info("direct descriptors: a ring file table of %u entries per shard, so connections do not count against the open-files limit",
+			 rt.direct_table);
+	else
+		log_info("direct descriptors: not used (%s)", rt.direct_why);
 	for (int i = 0; i < cfg.n_listeners; i++)
 		log_info("listening on %s (%s)", cfg.listeners[i].text, cfg.listeners[i].tls ? "MQTT over TLS" : "MQTT");
 	if (rt_start(&rt) != 0) {

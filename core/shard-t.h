@@ -45,8 +45,23 @@ struct outseg {
 				      own output); false = plaintext for it */
 };
 
-#define CONN_MAX_IOV 16        /* iovecs kept in the connection */
+#define CONN_MAX_IOV 16        /* iovecs of an ordinary send */
 #define CONN_BIG_IOV 1024      /* for a busy one (UIO_MAXIOV), allocated on demand */
+
+/* The sendmsg of a connection's output: the kernel reads it until the
+ * send completes. Allocated while output is queued (an idle connection
+ * keeps none: 300 bytes of every connection). */
+struct conn_tx {
+	struct msghdr mh;
+	struct iovec iov[CONN_MAX_IOV];
+};
+
+/* A peer's address: IPv4 or IPv6 (28 bytes, not sockaddr_storage's 128). */
+union conn_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
 
 /*
  * A transport sits between the socket and the MQTT layer: plain TCP passes
@@ -73,7 +88,10 @@ enum conn_state {
 struct conn {
 	uint32_t slot;
 	uint32_t gen;
-	int fd;
+	int fd;                    /* a descriptor, or with direct an index in
+				      the shard ring's file table */
+	int install_fd;            /* the kernel writes the table index here */
+	bool direct;
 	uint8_t state;
 	uint8_t listener;          /* index in config listeners */
 	bool recv_armed;
@@ -97,12 +115,11 @@ struct conn {
 	struct outblk *blk_tail;   /* block receiving new small writes */
 	uint64_t out_queued;       /* bytes queued and not yet sent */
 	uint32_t sent_iov_n;       /* iovecs of the send in flight */
-	struct msghdr mh;
-	struct iovec iov[CONN_MAX_IOV];
+	struct conn_tx *tx;        /* while output is queued (an idle
+				      connection has none) */
 	struct iovec *iov_big;     /* CONN_BIG_IOV entries once the queue is long */
 
-	struct sockaddr_storage peer;
-	char peer_text[64];
+	union conn_addr peer;      /* conn_peer_text() for humans */
 	uint64_t opened_ms;
 	uint64_t close_deadline_ms;
 
@@ -114,15 +131,23 @@ struct conn {
 
 /* What a connection carries when it moves to another shard. */
 struct conn_xfer {
-	int fd;
+	int fd;                    /* with direct: an index in a ring's table */
+	bool direct;
 	uint8_t listener;
-	struct sockaddr_storage peer;
+	union conn_addr peer;
 	uint8_t *in;               /* unconsumed input, owned by the transfer */
 	uint32_t in_len, in_cap;
 	const struct transport *tr;
 	void *tr_ctx;
 	void *upper;               /* opaque to core */
 	uint64_t opened_ms;
+	/* direct only (shard_post_conn): the message that carries it, which
+	 * the target gets once the descriptor is in its table */
+	struct xmsg msg;
+	void (*discard)(const struct xmsg *m);
+	/* released before the MSG_RING, acquired by the target: the kernel
+	 * orders the two, this says so to ThreadSanitizer (costs nothing) */
+	_Atomic uint32_t sent;
 };
 
 /* The layer above registers these once; they run on the shard's thread. */
@@ -166,6 +191,7 @@ struct shard_stats {
 	_Atomic uint64_t presence_dropped; /* presence events the registrar's ring refused */
 	_Atomic uint64_t fp_hits;     /* connect decisions answered by the fingerprint cache */
 	_Atomic uint64_t fp_misses;   /* ... that had to read the registry */
+	_Atomic uint64_t direct;      /* connections on direct descriptors */
 };
 
 struct broker_rt;
@@ -225,6 +251,9 @@ struct broker_rt {
 	_Atomic uint32_t conn_count;
 	bool fast_io;
 	const char *io_desc;
+	uint32_t direct_table;     /* entries of each ring's file table, 0 =
+				      regular descriptors only */
+	const char *direct_why;    /* why not, when 0 */
 	void *app;                 /* the layers above: registry, TLS (opaque) */
 	uint64_t started_ms;
 	int64_t started_wall;

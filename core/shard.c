@@ -47,6 +47,9 @@ int shard_timer(struct shard *sh, uint64_t at_ms, uint32_t kind, uint32_t id, ui
 
 /* ---- cross-shard messages ---- */
 
+/* How soon a shard holding messages for a full ring tries again. */
+#define BACKLOG_RETRY_NS 200000
+
 int shard_post(struct shard *sh, int to, const struct xmsg *m)
 {
 	struct broker_rt *rt = sh->rt;
@@ -197,6 +200,57 @@ static struct conn *conn_new(struct shard *sh, int fd)
 
 static void out_drop_all(struct shard *sh, struct conn *c);
 
+/* ---- direct descriptors ---- */
+
+static void count_direct(struct shard *sh, int d)
+{
+	atomic_store_explicit(&sh->stats.direct,
+			      atomic_load_explicit(&sh->stats.direct, memory_order_relaxed) + (uint64_t)(int64_t)d,
+			      memory_order_relaxed);
+}
+
+/* Give a table entry back. Nothing of ours is in flight on it any more;
+ * SQEs run in order, so a later allocation cannot race the close. */
+static void direct_close(struct shard *sh, int index)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	if (!sqe)
+		return; /* the entry leaks until the ring goes */
+	io_uring_prep_close_direct(sqe, (unsigned)index);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, 0, 0));
+}
+
+static void cancel_op(struct shard *sh, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, ud, 0);
+	io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, 0, 0));
+}
+
+static void fd_close(struct shard *sh, int fd, bool direct)
+{
+	if (fd < 0)
+		return;
+	if (direct)
+		direct_close(sh, fd);
+	else
+		close(fd);
+}
+
+static uint64_t xfer_ud(enum io_op op, struct conn_xfer *x)
+{
+	/* user-space pointers fit in 56 bits */
+	return (uint64_t)op | ((uint64_t)(uintptr_t)x << 8);
+}
+
+static struct conn_xfer *ud_xfer(uint64_t ud)
+{
+	return (struct conn_xfer *)(uintptr_t)(ud >> 8);
+}
+
 /* Take c off the flush list (it is short: the connections written to in
  * this turn). */
 static void dirty_unlink(struct shard *sh, struct conn *c)
@@ -222,15 +276,17 @@ static void conn_free(struct shard *sh, struct conn *c, bool exported)
 			sh->ops->on_closed(sh, c);
 		if (c->tr && c->tr->on_free)
 			c->tr->on_free(sh, c);
-		if (c->fd >= 0)
-			close(c->fd);
+		fd_close(sh, c->fd, c->direct);
 		atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
 	}
+	if (c->direct)
+		count_direct(sh, -1);
 	out_drop_all(sh, c);
 	free(c->segs);
 	free(c->in);
 	free(c->raw);
 	free(c->iov_big);
+	free(c->tx);
 	sh->conns[c->slot] = NULL;
 	sh->free_slots[sh->n_free++] = c->slot;
 	sh->n_conns--;
@@ -261,7 +317,18 @@ static void conn_shutdown(struct shard *sh, struct conn *c)
 		return;
 	c->state = CONN_SHUTDOWN;
 	/* Wakes any recv or send the kernel holds for this socket. */
-	shutdown(c->fd, SHUT_RDWR);
+	if (!c->direct) {
+		shutdown(c->fd, SHUT_RDWR);
+	} else {
+		/* No IORING_OP_SHUTDOWN: it always runs in an io-wq worker and
+		 * looks the index up there, by when close_direct may have given
+		 * the index to a new connection. Cancel our operations instead;
+		 * close_direct then drops the last reference (FIN). */
+		if (c->recv_armed)
+			cancel_op(sh, io_ud(OP_RECV, c->slot, c->gen));
+		if (c->send_inflight)
+			cancel_op(sh, io_ud(OP_SEND, c->slot, c->gen));
+	}
 	conn_maybe_free(sh, c);
 }
 
@@ -561,6 +628,24 @@ static void out_consume(struct shard *sh, struct conn *c, uint32_t n)
 	}
 }
 
+/* Everything queued has been sent: an idle connection keeps no output
+ * memory (its block is 16 KiB, a third of what an idle TLS connection would
+ * otherwise cost). The next write allocates again, from jemalloc's
+ * thread cache. */
+static void out_trim(struct conn *c)
+{
+	if (c->blk_tail && --c->blk_tail->refs == 0)
+		free(c->blk_tail);
+	c->blk_tail = NULL;
+	free(c->segs);
+	c->segs = NULL;
+	c->seg_head = c->seg_cap = c->seg_off = 0;
+	free(c->iov_big);
+	c->iov_big = NULL;
+	free(c->tx);
+	c->tx = NULL;
+}
+
 static void start_send(struct shard *sh, struct conn *c)
 {
 	if (c->send_inflight || c->seg_n == 0 || c->state == CONN_SHUTDOWN)
@@ -571,7 +656,9 @@ static void start_send(struct shard *sh, struct conn *c)
 	}
 	/* A long queue (a fan-out of small messages is two segments each)
 	 * goes out in one sendmsg of up to CONN_BIG_IOV iovecs. */
-	struct iovec *v = c->iov;
+	if (!c->tx && !(c->tx = malloc(sizeof *c->tx)))
+		return; /* retried next turn: stays dirty */
+	struct iovec *v = c->tx->iov;
 	uint32_t cap = CONN_MAX_IOV;
 	if (c->seg_n > CONN_MAX_IOV &&
 	    (c->iov_big || (c->iov_big = malloc(CONN_BIG_IOV * sizeof *c->iov_big)))) {
@@ -587,14 +674,16 @@ static void start_send(struct shard *sh, struct conn *c)
 	}
 	if (k == 0)
 		return;
-	memset(&c->mh, 0, sizeof c->mh);
-	c->mh.msg_iov = v;
-	c->mh.msg_iovlen = k;
+	memset(&c->tx->mh, 0, sizeof c->tx->mh);
+	c->tx->mh.msg_iov = v;
+	c->tx->mh.msg_iovlen = k;
 	c->sent_iov_n = k;
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 	if (!sqe)
 		return; /* retried next turn: stays dirty */
-	io_uring_prep_sendmsg(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->tx->mh, MSG_NOSIGNAL);
+	if (c->direct)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, io_ud(OP_SEND, c->slot, c->gen));
 	c->send_inflight = true;
 	c->inflight++;
@@ -633,7 +722,10 @@ static void on_send_cqe(struct shard *sh, struct conn *c, int res)
 	out_consume(sh, c, (uint32_t)res);
 	if (c->seg_n) {
 		start_send(sh, c);
-	} else if (c->state == CONN_CLOSING) {
+		return;
+	}
+	out_trim(c);
+	if (c->state == CONN_CLOSING) {
 		conn_shutdown(sh, c);
 	} else if (c->state == CONN_DETACHING) {
 		conn_maybe_free(sh, c);
@@ -712,23 +804,53 @@ static void conn_started(struct shard *sh, struct conn *c)
 		conn_maybe_free(sh, c);
 }
 
-static void peer_text(struct conn *c)
+/* See core/shard.h. */
+const char *conn_peer_text(const struct conn *c, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
-	uint16_t port = 0;
-	if (c->peer.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-		port = ntohs(a->sin_port);
-		snprintf(c->peer_text, sizeof c->peer_text, "%s:%u", host, port);
-	} else if (c->peer.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-		port = ntohs(a->sin6_port);
-		snprintf(c->peer_text, sizeof c->peer_text, "[%s]:%u", host, port);
+	if (c->peer.sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &c->peer.in4.sin_addr, host, sizeof host);
+		snprintf(buf, len, "%s:%u", host, ntohs(c->peer.in4.sin_port));
+	} else if (c->peer.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof host);
+		snprintf(buf, len, "[%s]:%u", host, ntohs(c->peer.in6.sin6_port));
 	} else {
-		snprintf(c->peer_text, sizeof c->peer_text, "unknown");
+		snprintf(buf, len, "unknown");
 	}
+	return buf;
+}
+
+/* Move an accepted socket into the ring's table, so that the process
+ * holds a descriptor only while a connection is being accepted. The
+ * connection starts when that is done (on_install_cqe). */
+static bool install_direct(struct shard *sh, struct conn *c)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	if (!sqe)
+		return false;
+	c->install_fd = c->fd;
+	direct_prep_install(sqe, &c->install_fd);
+	io_uring_sqe_set_data64(sqe, io_ud(OP_INSTALL, c->slot, c->gen));
+	c->inflight++;
+	return true;
+}
+
+static void on_install_cqe(struct shard *sh, struct conn *c, int res)
+{
+	c->inflight--;
+	if (res == 1) {
+		close(c->fd);
+		c->fd = c->install_fd;
+		c->direct = true;
+		count_direct(sh, 1);
+	} else if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000)) {
+		log_warn("cannot install a connection in the direct descriptor table (%s): it keeps a regular descriptor",
+			 strerror(-res));
+	}
+	if (c->state == CONN_OPEN)
+		conn_started(sh, c);
+	else
+		conn_maybe_free(sh, c);
 }
 
 static void on_accept_cqe(struct shard *sh, int li, struct io_uring_cqe *cqe)
@@ -755,9 +877,22 @@ static void on_accept_cqe(struct shard *sh, int li, struct io_uring_cqe *cqe)
 					      memory_order_relaxed);
 			c->listener = (uint8_t)li;
 			socklen_t al = sizeof c->peer;
-			getpeername(fd, (struct sockaddr *)&c->peer, &al);
-			peer_text(c);
-			conn_started(sh, c);
+			getpeername(fd, &c->peer.sa, &al);
+			if (!sh->rt->direct_table || !install_direct(sh, c))
+				conn_started(sh, c);
+		}
+	} else if ((fd == -EMFILE || fd == -ENFILE) && !sh->stopping) {
+		/* Out of descriptors: the connection stays in the listen
+		 * backlog, and accepting again at once would only spin. Try
+		 * again a little later, when some may have been closed. */
+		if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
+			log_warn("accept: %s: new connections wait", strerror(-fd));
+		struct io_uring_sqe *sqe = sh->accept_armed[li] ? NULL : shard_sqe(sh);
+		if (sqe) {
+			static struct __kernel_timespec backoff = { 0, 100 * 1000000 };
+			io_uring_prep_timeout(sqe, &backoff, 0, 0);
+			io_uring_sqe_set_data64(sqe, io_ud(OP_ACCEPT_AGAIN, (uint32_t)li, 0));
+			sh->accept_armed[li] = true;
 		}
 	} else if (fd != -ECANCELED && fd != -EAGAIN && fd != -EINTR && !sh->stopping) {
 		if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
@@ -790,6 +925,7 @@ void conn_export(struct shard *sh, struct conn *c, struct conn_xfer *x)
 	(void)sh;
 	memset(x, 0, sizeof *x);
 	x->fd = c->fd;
+	x->direct = c->direct;
 	x->listener = c->listener;
 	x->peer = c->peer;
 	x->in = c->in;
@@ -811,14 +947,16 @@ int shard_adopt(struct shard *sh, struct conn_xfer *x)
 {
 	struct conn *c = sh->stopping ? NULL : conn_new(sh, x->fd);
 	if (!c) {
-		close(x->fd);
+		fd_close(sh, x->fd, x->direct);
 		atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
 		free(x->in);
 		return -ENOMEM;
 	}
+	c->direct = x->direct;
+	if (c->direct)
+		count_direct(sh, 1);
 	c->listener = x->listener;
 	c->peer = x->peer;
-	peer_text(c);
 	c->tr = x->tr;
 	c->tr_ctx = x->tr_ctx;
 	c->upper = x->upper;
@@ -839,6 +977,72 @@ int shard_adopt(struct shard *sh, struct conn_xfer *x)
 	else
 		conn_maybe_free(sh, c);
 	return 0;
+}
+
+int shard_post_conn(struct shard *sh, int to, const struct xmsg *m, struct conn_xfer *x,
+		    void (*discard)(const struct xmsg *m))
+{
+	if (!x->direct)
+		return shard_post(sh, to, m);
+	x->msg = *m;
+	x->discard = discard;
+	/* The MSG_RING and the close of our entry, linked: the close only
+	 * once the target holds the file, and none if the move fails (then
+	 * on_xfer_sent cleans up). Both SQEs in one submission. */
+	if (io_uring_sq_space_left(&sh->ring) < 2)
+		io_uring_submit(&sh->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+	struct io_uring_sqe *cl = sqe ? io_uring_get_sqe(&sh->ring) : NULL;
+	if (!cl) {
+		if (sqe) /* give the first back as a no-op */
+			io_uring_prep_nop(sqe);
+		if (sqe)
+			io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, 0, 0));
+		direct_close(sh, x->fd);
+		x->fd = -1;
+		return -EBUSY;
+	}
+	direct_prep_send(sqe, sh->rt->shards[to].ring_fd, x->fd, xfer_ud(OP_ADOPT, x));
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, xfer_ud(OP_XFER_SENT, x));
+	io_uring_prep_close_direct(cl, (unsigned)x->fd);
+	cl->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(cl, io_ud(OP_CANCEL, 0, 0));
+	/* last touch of x here unless the move fails */
+	atomic_store_explicit(&x->sent, 1, memory_order_release);
+	return 0;
+}
+
+/* Our MSG_RING of a connection completed. On success the target owns x
+ * (do not touch it). On failure the target never saw it. */
+static void on_xfer_sent(struct shard *sh, struct conn_xfer *x, int res)
+{
+	if (res >= 0)
+		return;
+	if (log_limit_ok(&sh->noisy, sh->now_ms, 5, 10000))
+		log_warn("closing a connection that could not move to its home shard: %s%s", strerror(-res),
+			 res == -ENFILE ? " (its direct descriptor table is full)" : "");
+	direct_close(sh, x->fd); /* the linked close was cancelled */
+	x->fd = -1;
+	atomic_fetch_sub_explicit(&sh->rt->conn_count, 1, memory_order_relaxed);
+	struct xmsg m = x->msg;
+	x->discard(&m);
+}
+
+/* A moved descriptor is in our table at index res: now the message that
+ * carries the rest of the connection is delivered. */
+static void on_adopt_cqe(struct shard *sh, struct conn_xfer *x, int res)
+{
+	(void)atomic_load_explicit(&x->sent, memory_order_acquire);
+	if (res < 0) { /* not posted by the kernel: only successes are */
+		x->fd = -1;
+		struct xmsg m = x->msg;
+		x->discard(&m);
+		return;
+	}
+	x->fd = res;
+	struct xmsg m = x->msg;
+	sh->ops->on_xmsg(sh, &m);
 }
 
 /* ---- the loop ---- */
@@ -870,6 +1074,23 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	case OP_WAKE:
 	case OP_CANCEL:
 		return;
+	case OP_ADOPT:
+		on_adopt_cqe(sh, ud_xfer(ud), cqe->res);
+		return;
+	case OP_ACCEPT_AGAIN:
+		sh->accept_armed[slot] = false;
+		if (!sh->stopping)
+			sh->io->arm_accept(sh, (int)slot);
+		return;
+	case OP_XFER_SENT:
+		on_xfer_sent(sh, ud_xfer(ud), cqe->res);
+		return;
+	case OP_INSTALL: {
+		struct conn *c = shard_conn(sh, slot, gen);
+		if (c)
+			on_install_cqe(sh, c, cqe->res);
+		return;
+	}
 	case OP_EVENTFD:
 		sh->eventfd_armed = false;
 		arm_eventfd(sh);
@@ -911,9 +1132,14 @@ static void shard_turn(struct shard *sh, bool block)
 {
 	struct io_uring_cqe *cqes[CQE_BATCH];
 	uint64_t next = timer_next(&sh->timers);
-	bool busy = !block || rings_pending(sh) || has_backlog(sh) || sh->dirty_head;
+	bool busy = !block || rings_pending(sh) || sh->dirty_head;
 	struct __kernel_timespec ts = { 0, 0 };
-	if (!busy && next != UINT64_MAX) {
+	if (!busy && has_backlog(sh)) {
+		/* Only messages for a shard whose ring is full: it frees room
+		 * at its own pace and does not wake us, so look again in a
+		 * moment rather than spin a core on it. */
+		ts.tv_nsec = BACKLOG_RETRY_NS;
+	} else if (!busy && next != UINT64_MAX) {
 		uint64_t d = next > sh->now_ms ? next - sh->now_ms : 0;
 		ts.tv_sec = (long long)(d / 1000);
 		ts.tv_nsec = (long long)(d % 1000) * 1000000;
@@ -961,6 +1187,21 @@ static void *shard_main(void *arg)
 		return NULL;
 	}
 	sh->ring_fd = sh->ring.ring_fd;
+	if (sh->rt->direct_table) {
+		int rc = io_uring_register_files_sparse(&sh->ring, sh->rt->direct_table);
+		if (rc != 0) {
+			/* the start-up probe passed: every shard must have a
+			 * table, or connections could not move between them */
+			log_error("shard %d: cannot register a direct descriptor table of %u: %s",
+				  sh->id, sh->rt->direct_table, strerror(-rc));
+			atomic_fetch_add(&sh->rt->ready, 1000);
+			return NULL;
+		}
+		log_info("shard %d: direct descriptors (a ring file table of %u entries)", sh->id,
+			 sh->rt->direct_table);
+	} else {
+		log_info("shard %d: regular descriptors (%s)", sh->id, sh->rt->direct_why);
+	}
 	arm_eventfd(sh);
 	for (int li = 0; li < sh->cfg->n_listeners; li++)
 		sh->io->arm_accept(sh, li);
@@ -968,6 +1209,11 @@ static void *shard_main(void *arg)
 	if (sh->ops->on_start)
 		sh->ops->on_start(sh);
 	atomic_fetch_add(&sh->rt->ready, 1);
+	/* Nothing is handled before every shard has its ring_fd and its
+	 * descriptor table: a connection accepted now may move to any of
+	 * them (and a wake-up goes to its ring_fd). */
+	while (atomic_load(&sh->rt->ready) < sh->rt->n)
+		usleep(100);
 	sh->running = true;
 	int phase_seen = 0;
 	for (;;) {
@@ -1048,6 +1294,11 @@ int rt_init(struct broker_rt *rt, const struct vouch_config *cfg, const struct s
 		if (p)
 			io_uring_free_probe(p);
 	}
+	/* Direct descriptors only on the fast path: --io-compat 5.10 keeps
+	 * regular descriptors. */
+	rt->direct_why = cfg->io_compat ? "forced by --io-compat" : "the kernel lacks the fast io_uring paths";
+	if (rt->fast_io)
+		rt->direct_table = direct_probe(cfg, cfg->shards, &rt->direct_why);
 	rt->io_desc = rt->fast_io
 		? "io_uring fast path: multishot accept, multishot recv with ring-provided buffers, MSG_RING wake-ups"
 		: cfg->io_compat ? "io_uring Linux 5.10 paths (forced by --io-compat): single-shot accept and recv, eventfd wake-ups"
@@ -1133,8 +1384,31 @@ void rt_stop(struct broker_rt *rt)
 	}
 }
 
+/* Moves still in a stopped shard's completion queue: their transfers are
+ * freed (the table entries go with the ring). */
+static void drop_moves_in_flight(struct shard *sh)
+{
+	struct io_uring_cqe *cqe;
+	while (io_uring_peek_cqe(&sh->ring, &cqe) == 0) {
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+		io_uring_cqe_seen(&sh->ring, cqe);
+		enum io_op op = (enum io_op)(ud & 0xff);
+		if (ud == LIBURING_UDATA_TIMEOUT ||
+		    !(op == OP_ADOPT || (op == OP_XFER_SENT && res < 0)))
+			continue;
+		struct conn_xfer *x = ud_xfer(ud);
+		x->fd = -1;
+		struct xmsg m = x->msg;
+		x->discard(&m);
+	}
+}
+
 void rt_destroy(struct broker_rt *rt)
 {
+	for (int i = 0; i < rt->n; i++)
+		if (rt->shards[i].running && rt->direct_table)
+			drop_moves_in_flight(&rt->shards[i]);
 	for (int i = 0; i < rt->n; i++) {
 		struct shard *sh = &rt->shards[i];
 		for (uint32_t s = 0; s < sh->n_slots; s++)

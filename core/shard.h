@@ -52,6 +52,13 @@ int conn_write_ref(struct shard *sh, struct conn *c, const void *p, uint32_t n,
  * then the socket is shut down; ops->on_closed runs when nothing is in
  * flight any more. Safe to call more than once. */
 void conn_close(struct shard *sh, struct conn *c, bool flush);
+
+/* The peer's address as text ("1.2.3.4:5678", "[::1]:5678") in buf, which
+ * CONN_PEER_TEXT bytes always hold. Returns buf. */
+#define CONN_PEER_TEXT 56
+const char *conn_peer_text(const struct conn *c, char *buf, size_t len);
+/* The same in a buffer of the enclosing block (for log lines). */
+#define CONN_PEER(c) conn_peer_text((c), (char[CONN_PEER_TEXT]){ 0 }, CONN_PEER_TEXT)
 /* Stop / restart reading from the socket (backpressure). */
 void conn_pause_input(struct shard *sh, struct conn *c);
 void conn_resume_input(struct shard *sh, struct conn *c);
@@ -65,6 +72,13 @@ void conn_export(struct shard *sh, struct conn *c, struct conn_xfer *x);
 /* Adopt a connection exported by another shard: ops->on_open, then its
  * pending input is offered. Returns 0 or -errno (fd closed then). */
 int shard_adopt(struct shard *sh, struct conn_xfer *x);
+/* Send an exported connection to shard `to` in message m (whose p is x):
+ * like shard_post, except that a direct descriptor travels by MSG_RING into
+ * the target ring's table and m is delivered (to ops->on_xmsg) only once it
+ * is there. If the move fails later, discard(m) runs on this shard. 0, or
+ * -errno with x->fd closed and set to -1 (the caller then discards m). */
+int shard_post_conn(struct shard *sh, int to, const struct xmsg *m, struct conn_xfer *x,
+		    void (*discard)(const struct xmsg *m));
 
 /* Offer plaintext input to the layer above (transports call this). 0 or
  * -ENOMEM. */
@@ -102,11 +116,20 @@ extern const struct io_backend io_fast;
 extern const struct io_backend io_compat;
 
 /* user_data layout: op (8 bits) | slot (24 bits) | generation (32 bits) */
-enum io_op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_WAKE, OP_EVENTFD, OP_CANCEL };
+enum io_op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_WAKE, OP_EVENTFD, OP_CANCEL,
+	     OP_INSTALL,     /* accepted socket into the table */
+	     OP_ADOPT,       /* a moved descriptor arrived: bits 8.. = conn_xfer */
+	     OP_XFER_SENT,   /* our MSG_RING of one: bits 8.. = conn_xfer */
+	     OP_ACCEPT_AGAIN }; /* accept backs off after EMFILE: slot = listener */
 static inline uint64_t io_ud(enum io_op op, uint32_t slot, uint32_t gen)
 {
 	return (uint64_t)op | ((uint64_t)(slot & 0xffffff) << 8) | ((uint64_t)gen << 32);
 }
 struct io_uring_sqe *shard_sqe(struct shard *sh);
+
+/* core/direct.c: entries for each ring's table, or 0 and *why. */
+uint32_t direct_probe(const struct vouch_config *cfg, int shards, const char **why);
+void direct_prep_install(struct io_uring_sqe *sqe, int *fdp);
+void direct_prep_send(struct io_uring_sqe *sqe, int target_ring_fd, int index, uint64_t target_ud);
 
 #endif

@@ -36,7 +36,7 @@ void mconn_close(struct shard *sh, struct mconn *mc, uint8_t reason, const char 
 		return;
 	mc->close_reason = reason;
 	if (why && log_limit_ok(&sh->noisy, sh->now_ms, 20, 10000))
-		log_info("closing %s (%s): %s", mc->c->peer_text,
+		log_info("closing %s (%s): %s", CONN_PEER(mc->c),
 			 mc->s ? mc->s->client_id : "before CONNECT", why);
 	if (mc->connected && reason >= 0x80)
 		send_disconnect(sh, mc, reason, why);
@@ -85,7 +85,7 @@ static void handoff_done(struct shard *sh, struct conn *c)
 	mc->c = NULL;
 	mc->handoff = false;
 	struct xmsg m = { .type = BX_HANDOFF, .p = x };
-	if (shard_post(sh, to, &m) != 0)
+	if (shard_post_conn(sh, to, &m, x, route_discard_xmsg) != 0)
 		route_discard_xmsg(&m);
 }
 
@@ -215,7 +215,7 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	if (s && s->mc) {
 		/* [MQTT-3.1.4-3] take the session over from the live connection */
 		struct mconn *old = s->mc;
-		log_info("client %s taken over by %s", s->client_id, mc->c->peer_text);
+		log_info("client %s taken over by %s", s->client_id, CONN_PEER(mc->c));
 		s->mc = NULL;
 		old->s = NULL;
 		old->clean_disconnect = true; /* its will is the session's: decided here */
@@ -306,7 +306,7 @@ static bool handle_connect(struct shard *sh, struct mconn *mc, const struct mqtt
 	mc->last_rx_ms = sh->now_ms;
 	presence_post(bs, mc, s->client_id, s->cid_len, true, 0);
 	log_info("client %s connected on shard %d from %s (MQTT %s%s)", s->client_id, sh->id,
-		 mc->c->peer_text, cp->version == MQTT_V5 ? "5.0" : "3.1.1",
+		 CONN_PEER(mc->c), cp->version == MQTT_V5 ? "5.0" : "3.1.1",
 		 present ? ", session resumed" : "");
 	if (ka)
 		shard_timer(sh, sh->now_ms + (uint64_t)ka * 1500u, BT_KEEPALIVE, mc->c->slot, mc->c->gen);

@@ -53,7 +53,7 @@ void presence_post(struct bshard *bs, struct mconn *mc, const char *cid, size_t 
 	pm->since_ms = mc->connected_at_ms;
 	if (mc->has_cert)
 		memcpy(pm->cert_id, mc->cert_id, sizeof pm->cert_id);
-	memcpy(pm->peer, mc->c->peer_text, sizeof pm->peer - 1);
+	conn_peer_text(mc->c, pm->peer, sizeof pm->peer);
 	pm->cid_len = (uint16_t)len;
 	memcpy(pm->client_id, cid, len);
 	pm->client_id[len] = '\0';

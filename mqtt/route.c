@@ -476,7 +476,8 @@ void route_discard_xmsg(const struct xmsg *x)
 		break;
 	case BX_HANDOFF: {
 		struct conn_xfer *cx = x->p;
-		close(cx->fd);
+		if (!cx->direct) /* a direct index is not ours to close here */
+			close(cx->fd);
 		free(cx->in);
 		free(cx->upper);
 		free(cx);

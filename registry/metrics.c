@@ -54,6 +54,8 @@ static const struct shard_metric {
 #define SM(n, t, f, h) { n, t, h, offsetof(struct shard_stats, f) }
 	SM("vouch_connections", "gauge", conns, "Open client connections, by shard."),
 	SM("vouch_connections_accepted_total", "counter", accepted, "Connections accepted, by shard."),
+	SM("vouch_connections_direct", "gauge", direct,
+	   "Open connections on io_uring direct descriptors (not counted against the open-files limit), by shard."),
 	SM("vouch_connections_refused_total", "counter", refused,
 	   "Connections refused at accept (max-connections or shutting down), by shard."),
 	SM("vouch_messages_received_total", "counter", msgs_in, "PUBLISH packets received from clients, by shard."),

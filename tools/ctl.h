@@ -24,6 +24,8 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes. */
@@ -53,6 +55,25 @@ struct ctl_group {
 extern const struct ctl_group ctl_pki_group;
 extern const struct ctl_group ctl_crl_group;    /* tools/ctl_crl.c */
 extern const struct ctl_group ctl_policy_group;   /* tools/ctl_policy.c */
+
+/* `vouchctl pki devices` (tools/ctl_pki_bulk.c): the command and its
+ * --help text, for the pki group's table. It runs worker threads of its
+ * own, which touch no ctx and no stdio. */
+int ctl_pki_devices(struct ctl_ctx *ctx, int argc, char **argv);
+extern const char ctl_pki_devices_help[];
+
+/* ctl_load_cert - a certificate file, PEM (its first certificate) or DER,
+ * as DER in a new buffer. CTL_OK, or a runtime failure (one line on
+ * stderr). */
+int ctl_load_cert(const struct ctl_ctx *ctx, const char *path, uint8_t **der, size_t *len);
+
+/* ctl_load_key - read and check a PEM private key file: the parsed key into
+ * *k when k is given; the PEM text itself into *pem (the caller wipes and
+ * frees it) when pem is given. CTL_OK, or a runtime failure (one line on
+ * stderr). */
+struct tls_pki_key;
+int ctl_load_key(const struct ctl_ctx *ctx, const char *path, struct tls_pki_key **k,
+		 char **pem, size_t *pem_len);
 
 /* A certificate ID operand: 64 hex digits (':' allowed), lowercased into
  * out. CTL_OK, or a usage error (exit 2) with one line on stderr. */

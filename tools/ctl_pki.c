@@ -189,9 +189,8 @@ static int parse_args(struct ctl_ctx *ctx, int argc, char **argv,
 
 /* ---- files ------------------------------------------------------------ */
 
-/* Read a certificate file, PEM (first certificate) or DER. */
-static int load_cert(const struct ctl_ctx *ctx, const char *path, uint8_t **der,
-		     size_t *len)
+/* See tools/ctl.h. */
+int ctl_load_cert(const struct ctl_ctx *ctx, const char *path, uint8_t **der, size_t *len)
 {
 	char *data;
 	size_t n;
@@ -221,16 +220,24 @@ static int load_cert(const struct ctl_ctx *ctx, const char *path, uint8_t **der,
 	return CTL_OK;
 }
 
-static int load_key(const struct ctl_ctx *ctx, const char *path,
-		    struct tls_pki_key **k)
+/* See tools/ctl.h. */
+int ctl_load_key(const struct ctl_ctx *ctx, const char *path, struct tls_pki_key **k,
+		 char **pem, size_t *pem_len)
 {
+	struct tls_pki_key *tmp = NULL;
 	char *data;
 	size_t n;
 	int rc = tls_pki_file_read(path, FILE_MAX, &data, &n);
 
 	if (rc < 0)
 		return ctl_fail(ctx, "cannot read %s: %s", path, strerror(-rc));
-	rc = tls_pki_key_from_pem(data, n, k);
+	rc = tls_pki_key_from_pem(data, n, k ? k : &tmp);
+	tls_pki_key_free(tmp);
+	if (rc == 0 && pem) {
+		*pem = data;
+		*pem_len = n;
+		return CTL_OK;
+	}
 	memset(data, 0, n);
 	free(data);
 	if (rc == -ENOENT)
@@ -617,16 +624,16 @@ static int run_issue(struct ctl_ctx *ctx, int argc, char **argv,
 	}
 
 	if (kind != TLS_PKI_ROOT_CA) {
-		rc = load_cert(ctx, a.ca_cert, &ca_der, &ca_len);
+		rc = ctl_load_cert(ctx, a.ca_cert, &ca_der, &ca_len);
 		if (rc == CTL_OK)
-			rc = load_key(ctx, a.ca_key, &ca_key);
+			rc = ctl_load_key(ctx, a.ca_key, &ca_key, NULL, NULL);
 		if (rc)
 			goto out;
 		issuer = (struct tls_pki_issuer){ ca_der, ca_len, ca_key };
 		ip = &issuer;
 	}
 	if (a.key_in) {
-		rc = load_key(ctx, a.key_in, &key);
+		rc = ctl_load_key(ctx, a.key_in, &key, NULL, NULL);
 		if (rc)
 			goto out;
 	} else {
@@ -766,7 +773,7 @@ static int cmd_csr(struct ctl_ctx *ctx, int argc, char **argv)
 			return rc;
 	}
 	if (a.key_in) {
-		rc = load_key(ctx, a.key_in, &key);
+		rc = ctl_load_key(ctx, a.key_in, &key, NULL, NULL);
 		if (rc)
 			return rc;
 	} else {
@@ -888,9 +895,9 @@ static int cmd_sign_csr(struct ctl_ctx *ctx, int argc, char **argv)
 		}
 		csr_len = (size_t)n;
 	}
-	rc = load_cert(ctx, a.ca_cert, &ca_der, &ca_len);
+	rc = ctl_load_cert(ctx, a.ca_cert, &ca_der, &ca_len);
 	if (!rc)
-		rc = load_key(ctx, a.ca_key, &ca_key);
+		rc = ctl_load_key(ctx, a.ca_key, &ca_key, NULL, NULL);
 	if (rc)
 		goto out;
 	issuer = (struct tls_pki_issuer){ ca_der, ca_len, ca_key };
@@ -1104,6 +1111,10 @@ static const struct ctl_cmd pki_cmds[] = {
 	  "  --out F       the certificate (PEM)\n"
 	  "  --profile P   device (default), server, verification, intermediate\n"
 	  "  --days N --serial HEX --force\n" WINDOW_HELP, cmd_sign_csr },
+	{ "devices", "--ca-cert F --ca-key F --out DIR --count N [--prefix P] [--start K] "
+	  "[--days N] [--threads T] [--force]",
+	  "issue many device certificates at once, for load tests (no fsync)",
+	  ctl_pki_devices_help, ctl_pki_devices },
 	{ "show", "FILE...", "describe certificates (chains too) and CSRs: ID, serial, "
 	  "subject, issuer, validity, CA", NULL, cmd_show },
 	{ NULL, NULL, NULL, NULL, NULL },

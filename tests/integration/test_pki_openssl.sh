@@ -29,15 +29,7 @@ fi
 T=$(mktemp -d /tmp/vouch-pki.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 P="$T/pki"
-checks=0
-fails=0
-
-pass() { checks=$((checks + 1)); }
-fail() {
-	checks=$((checks + 1))
-	fails=$((fails + 1))
-	echo "FAIL: $*"
-}
+. tests/integration/shcheck.sh
 # run DESC CMD... : must exit 0
 run() {
 	local desc=$1
@@ -290,8 +282,4 @@ run "--help" $V --help
 refuse "missing file" 1 $V pki show "$T/none"
 ls "$P" | grep -q tmp && fail "temporary files left in $P" || pass
 
-if [ $fails -ne 0 ]; then
-	echo "FAILED ($fails of $checks checks)"
-	exit 1
-fi
-echo "OK ($checks checks)"
+summary

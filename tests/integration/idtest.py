@@ -606,7 +606,29 @@ def mosq_pub_tls(broker, pki, name, topic, message, client_id=None,
 	return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
 
-class IdCase(unittest.TestCase):
+class ClientsCase(unittest.TestCase):
+	"""Per-test set-up around a class-wide broker (cls.broker): a fresh tag
+	(uniq(TAG)) for names and client IDs, and the clients a test puts in
+	self.closers closed after it; the broker must be alive before and
+	after, and quiet on stderr."""
+	TAG = "t"
+
+	def setUp(self):
+		self.tag = uniq(self.TAG)
+		self.closers = []
+		self.broker.assert_alive()
+
+	def tearDown(self):
+		for c in self.closers:
+			try:
+				c.close()
+			except Exception:
+				pass
+		self.broker.check_stderr()
+		self.broker.assert_alive()
+
+
+class IdCase(ClientsCase):
 	"""A class-wide IdBroker with a server CA "srvca", its server
 	certificate and a registered fleet CA "root" (automatic registration
 	on; its ID in root_id). Subclasses set TAG and PKI_PREFIX and may
@@ -666,16 +688,3 @@ class IdCase(unittest.TestCase):
 			cls.pki.cleanup()
 			cls.cleanup()
 
-	def setUp(self):
-		self.tag = uniq(self.TAG)
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()

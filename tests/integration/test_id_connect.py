@@ -31,8 +31,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (P_ASSIGNED_CLIENT_ID, PUBLISH, cid_on_shard,  # noqa: E402
-		       uniq, slow, wait_until, enc_connect, CONNACK)
-from idtest import (Pki, IdBroker, TlsPaho, TlsRaw, tls_attempt,  # noqa: E402
+		       slow, wait_until, enc_connect, CONNACK)
+from idtest import (ClientsCase, Pki, IdBroker, TlsPaho, TlsRaw, tls_attempt,  # noqa: E402
 		    tls_context, mosq_tls_args, mosq_pub_tls, VOUCHCTL,
 		    RC5_NOT_AUTHORIZED, RC3_NOT_AUTHORIZED, RC5_BAD_CLIENT_ID,
 		    RC3_BAD_CLIENT_ID)
@@ -41,7 +41,8 @@ TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
 
 
-class IdConnectTest(unittest.TestCase):
+class IdConnectTest(ClientsCase):
+	TAG = "id"
 
 	@classmethod
 	def setUpClass(cls):
@@ -71,19 +72,6 @@ class IdConnectTest(unittest.TestCase):
 		finally:
 			cls.pki.cleanup()
 
-	def setUp(self):
-		self.tag = uniq("id")
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
 
 	def cid(self, name, shard):
 		return cid_on_shard("%s-%s" % (self.tag, name), shard, self.n)

@@ -27,8 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (P_ASSIGNED_CLIENT_ID, CONNACK, DISCONNECT,  # noqa: E402
-		       cid_on_shard, enc_connect, uniq, slow)
-from idtest import (Pki, IdBroker, TlsPaho, TlsRaw, tls_attempt,  # noqa: E402
+		       cid_on_shard, enc_connect, slow)
+from idtest import (ClientsCase, Pki, IdBroker, TlsPaho, TlsRaw, tls_attempt,  # noqa: E402
 		    tls_context, VOUCHCTL, RC5_NOT_AUTHORIZED,
 		    RC3_NOT_AUTHORIZED)
 
@@ -67,7 +67,8 @@ class Watch:
 		return self.closed_at
 
 
-class IdLifecycleTest(unittest.TestCase):
+class IdLifecycleTest(ClientsCase):
+	TAG = "lc"
 
 	@classmethod
 	def setUpClass(cls):
@@ -97,19 +98,6 @@ class IdLifecycleTest(unittest.TestCase):
 		finally:
 			cls.pki.cleanup()
 
-	def setUp(self):
-		self.tag = uniq("lc")
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
 
 	def cid(self, name, shard):
 		return cid_on_shard("%s-%s" % (self.tag, name), shard, self.n)

@@ -40,14 +40,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-checks=0
-fails=0
-pass() { checks=$((checks + 1)); }
-fail() {
-	checks=$((checks + 1))
-	fails=$((fails + 1))
-	echo "FAIL: $*"
-}
+. tests/integration/shcheck.sh
 # check DESC CMD... : must exit 0
 check() {
 	local desc=$1
@@ -302,8 +295,4 @@ else
 	fi
 fi
 
-if [ $fails -ne 0 ]; then
-	echo "FAILED ($fails of $checks checks)"
-	exit 1
-fi
-echo "OK ($checks checks)"
+summary

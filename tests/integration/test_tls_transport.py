@@ -34,8 +34,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vouchtest import (VOUCHD, HOST, CONNACK, PUBLISH, cid_on_shard,  # noqa: E402
-		       enc_connect, enc_publish, mqtt, slow, uniq, wait_until)
-from idtest import (Pki, IdBroker, TlsRaw, tls_attempt, tls_context,  # noqa: E402
+		       enc_connect, enc_publish, mqtt, slow, wait_until)
+from idtest import (ClientsCase, Pki, IdBroker, TlsRaw, tls_attempt, tls_context,  # noqa: E402
 		    mosq_tls_args, pem_blocks, VOUCHCTL)
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -68,7 +68,8 @@ def der_of(pki, name):
 	return ssl.PEM_cert_to_DER_cert(pem_blocks(pki.pem(name))[0])
 
 
-class TlsBase(unittest.TestCase):
+class TlsBase(ClientsCase):
+	TAG = "tt"
 	"""A broker with a mutual-TLS listener, the CA 'root' registered and
 	a few device certificates."""
 
@@ -112,19 +113,6 @@ class TlsBase(unittest.TestCase):
 		finally:
 			cls.pki.cleanup()
 
-	def setUp(self):
-		self.tag = uniq("tt")
-		self.closers = []
-		self.broker.assert_alive()
-
-	def tearDown(self):
-		for c in self.closers:
-			try:
-				c.close()
-			except Exception:
-				pass
-		self.broker.check_stderr()
-		self.broker.assert_alive()
 
 	def raw(self, name, ver, client_id, version=5, session=None):
 		"""A connected TlsRaw over TLS version ver (CONNACK 0)."""

@@ -40,6 +40,24 @@ CFLAGS  += -DVOUCH_NO_JEMALLOC
 endif
 LDFLAGS += $(SANFLAGS)
 
+# ---- WOLFSSL=asm: link wolfSSL built from Debian's source with the P-256
+# assembly (scripts/wolfssl-asm.sh, docs/wolfssl-asm.md), statically, into
+# build/<config>-asm/. Unset: Debian's libwolfssl, as always.
+WOLFSSL ?=
+WOLFSSL_ASM_DEP :=
+WOLFSSL_ASM_CFLAGS :=
+ifeq ($(WOLFSSL),asm)
+WOLFSSL_ASM := build/wolfssl-asm
+WOLFSSL_ASM_DEP := $(WOLFSSL_ASM)/lib/libwolfssl.a
+WOLFSSL_ASM_CFLAGS := -I$(WOLFSSL_ASM)/include
+CONFIG  := $(CONFIG)-asm
+CFLAGS  += $(WOLFSSL_ASM_CFLAGS)
+LDLIBS  := $(patsubst -lwolfssl,$(WOLFSSL_ASM_DEP),$(LDLIBS))
+B       := build/$(CONFIG)
+else ifneq ($(WOLFSSL),)
+$(error WOLFSSL must be empty (Debian's library) or asm, not '$(WOLFSSL)')
+endif
+
 ifeq ($(V),1)
 Q :=
 else
@@ -64,7 +82,7 @@ REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 
 BINS := $(B)/vouchd $(if $(TOOL_SRC),$(B)/vouchctl) $(if $(BENCH_SRC),$(B)/vouch-bench)
 
-.PHONY: all deps run test unit fuzz fuzz-replay integration test-asan test-tsan bench bench-query clean layers install
+.PHONY: all deps run test unit fuzz fuzz-replay integration test-asan test-tsan bench bench-hold bench-query clean layers install
 all: build/.deps layers $(BINS) $(UNIT_BIN) $(REPLAY_BIN)
 
 build/.deps: scripts/deps.sh
@@ -74,7 +92,7 @@ deps:
 	$(Q)./scripts/deps.sh
 	$(Q)mkdir -p build && touch build/.deps
 
-$(B)/%.o: %.c | build/.deps
+$(B)/%.o: %.c | build/.deps $(WOLFSSL_ASM_DEP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -99,6 +117,10 @@ $(B)/vouch-bench: $(BENCH_SRC:%.c=$(B)/%.o) $(B)/libvouch.a
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libvouch.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_bench tests vouch-bench's histogram and certificate pool, which are
+# not in libvouch.a: it links their objects too.
+$(B)/tests/test_bench: $(B)/bench/hist.o $(B)/bench/tls.o
 
 # The fuzz harnesses are also built with a plain main() that replays the
 # checked-in corpus, so every `make test` runs them.
@@ -144,15 +166,26 @@ test-tsan: all
 	  TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 600 ./tests/integration/run.sh
 
 FUZZ_CC := clang
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -I. -DVOUCH_NO_JEMALLOC
-fuzz: build/.deps
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -I. -DVOUCH_NO_JEMALLOC $(WOLFSSL_ASM_CFLAGS)
+fuzz: build/.deps $(WOLFSSL_ASM_DEP)
 	$(Q)mkdir -p build/fuzz
 	$(Q)set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    $$n"; \
 	  $(FUZZ_CC) $(FUZZ_FLAGS) -o build/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS); done
 	@echo "run e.g.: build/fuzz/fuzz_codec tests/fuzz/corpus/fuzz_codec -max_total_time=60"
 
+# vouchd against Mosquitto per broker core (bench/bench.py, bench/RESULTS.md):
+# with Debian's wolfSSL, then (unless WOLFSSL= was given) with the one built
+# with the P-256 assembly (scripts/wolfssl-asm.sh, a few minutes the first time).
 bench: all
-	$(Q)VOUCH_BUILD=$(B) ./bench/run.sh
+	$(Q)./scripts/deps.sh bench
+	$(Q)VOUCH_BUILD=$(B) timeout 1800 python3 bench/bench.py
+ifeq ($(WOLFSSL),)
+	$(Q)$(MAKE) --no-print-directory WOLFSSL=asm bench
+endif
+
+# 100,000 mutual-TLS connections held on one vouchd (HOLD=N for another count).
+bench-hold: all
+	$(Q)VOUCH_BUILD=$(B) timeout 1800 python3 bench/bench.py hold $(or $(HOLD),100000)
 
 # Query benchmark over 1,000,000 generated records (not part of `make test`).
 $(B)/bench-query: $(B)/bench/query/bench_query.o $(B)/libvouch.a
@@ -161,8 +194,26 @@ $(B)/bench-query: $(B)/bench/query/bench_query.o $(B)/libvouch.a
 bench-query: $(B)/bench-query
 	$(Q)$(B)/bench-query $(BENCH_QUERY_ARGS)
 
+# wolfSSL as linked by this config (docs/wolfssl-asm.md): P-256 operations
+# per second, and the heap a TLS server connection keeps.
+$(B)/p256-bench: $(B)/bench/wolfssl/p256_bench.o
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tls-mem: $(B)/bench/wolfssl/tls_mem.o $(B)/libvouch.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+.PHONY: bench-wolfssl
+bench-wolfssl: $(B)/p256-bench $(B)/tls-mem
+	$(Q)for i in 1 2 3; do $(B)/p256-bench; done
+	$(Q)for i in 1 2 3; do $(B)/tls-mem; done
+
 clean:
 	rm -rf build
+
+# Builds (once per Debian version) the wolfSSL that WOLFSSL=asm links.
+.PHONY: wolfssl-asm
+wolfssl-asm: build/.deps
+	$(Q)./scripts/wolfssl-asm.sh
+build/wolfssl-asm/lib/libwolfssl.a: | build/.deps
+	$(Q)./scripts/wolfssl-asm.sh
 
 # ---- install ------------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=/staging]: the programs, the man

@@ -29,6 +29,8 @@ struct WOLFSSL_CTX;
 enum bench_mode {
 	BENCH_PUBSUB = 1,
 	BENCH_CONNECT,
+	BENCH_SIGNUP,
+	BENCH_HOLD,
 };
 
 /* Command-line options, parsed once by the main thread; read-only after. */
@@ -69,6 +71,17 @@ struct bench_opts {
 	double conn_rate;         /* connections/s, 0 = as fast as possible */
 	double hold;              /* seconds to keep them open, 0 = close at once */
 	int broker_pid;           /* read its VmRSS before and after, 0 = no */
+	bool resume;              /* connect: resume TLS sessions per certificate */
+	double ping_interval;     /* hold: seconds between PINGREQ rounds, 0 = default */
+
+	/* connect, signup, hold */
+	struct sockaddr_storage *src; /* --source-addrs: bind() before connect() */
+	uint32_t nsrc;
+	int procs;                /* worker processes, 1 = this one */
+	bool quiet;               /* no progress line on stderr */
+	uint32_t id_base;         /* client IDs are numbered from here (workers) */
+	bool worker;              /* a --procs worker: */
+	int ctl_fd, rep_fd;       /* its orders in, its reports out */
 };
 
 /*
@@ -154,6 +167,17 @@ struct bconn {
 	uint32_t *last_seq;       /* subscribers: per publisher */
 	bool subscribed;          /* subscribers: SUBACK granted */
 	bool was_ready;           /* reached BC_READY at some point */
+	bool resume_first;        /* --resume: the full handshake that makes the
+				   * certificate's session */
+	bool resume_asked;        /* --resume: offered the kept session */
+	/* PINGREQs are answered in order: PINGRESP k answers PINGREQ k, and
+	 * once a connection is in the rounds every round pings it, so
+	 * PINGRESP first_idx + i answers round first_round + i */
+	uint32_t npings, npongs;  /* PINGREQs sent (any), PINGRESPs received */
+	uint32_t first_round;     /* hold: the first round it was pinged in */
+	uint32_t first_idx;       /* hold: ... as its PINGREQ number first_idx */
+	uint32_t ping_round;      /* hold: the last round it was pinged in */
+	uint32_t pong_round;      /* hold: the last round it answered in time */
 };
 
 struct bthread;
@@ -216,6 +240,16 @@ struct bstats {
 	uint64_t pub_in, pub_out; /* payload bytes published / delivered */
 	uint64_t pub_refused;     /* PUBACK/PUBREC with a failure code */
 	uint64_t disconnect_rc[256]; /* reason codes of server DISCONNECTs */
+	/* --resume: handshakes by kind, and latency apart */
+	struct hist conn_full;    /* socket() to CONNACK, full handshakes */
+	struct hist conn_res;     /* socket() to CONNACK, resumed sessions */
+	struct hist tls_res;      /* handshake of resumed sessions */
+	uint64_t tls_full;        /* no session offered: full handshake */
+	uint64_t tls_resumed;     /* offered and resumed */
+	uint64_t tls_not_resumed; /* offered, but the server did a full one */
+	/* hold: PINGREQ rounds */
+	uint64_t pings, pongs;    /* PINGREQs sent, PINGRESPs within --timeout */
+	uint64_t pongs_late;      /* PINGRESPs after --timeout */
 };
 
 struct bench;
@@ -244,6 +278,11 @@ struct bthread {
 	/* counts not yet added to the run's atomics (pubsub) */
 	uint64_t d_sent, d_expected, d_delivered;
 	int64_t d_unacked;
+	struct WOLFSSL_SESSION **sess; /* --resume: session per pool certificate */
+	uint8_t *sess_state;      /* --resume: 0 none, 1 being made, 2 kept */
+	uint64_t *stamps;         /* signup: times of CONNACK 0 */
+	uint32_t nstamps;
+	_Atomic uint32_t round;   /* hold: last ping round sent */
 	_Atomic int seen_phase;   /* last phase this loop has acted on */
 	char first_err[160];      /* the first failure's details, for the report */
 	struct bstats st;
@@ -259,6 +298,12 @@ struct bench {
 	_Atomic int phase;        /* enum bench_phase */
 	_Atomic uint64_t settled; /* connections ready or failed (setup) */
 	_Atomic uint64_t ready;   /* connections that reached READY */
+	_Atomic uint64_t lost;    /* ready connections that went away */
+	_Atomic uint64_t resumed; /* --resume: sessions resumed */
+	_Atomic uint32_t round;   /* hold: ping round the loops should be in */
+	uint64_t *round_at;       /* hold: when round r started (written before
+				   * round is raised to r) */
+	_Atomic uint64_t pings, pongs; /* hold: PINGREQs sent, answered in time */
 	_Atomic uint64_t sent;    /* pubsub: PUBLISHes written */
 	_Atomic uint64_t expected; /* pubsub: deliveries those imply */
 	_Atomic uint64_t delivered; /* pubsub: unique PUBLISHes received */
@@ -266,7 +311,41 @@ struct bench {
 	_Atomic uint32_t *topic_subs; /* pubsub: subscribers per topic */
 	char **topic_names;       /* pubsub: topic of each index */
 	uint64_t t0;              /* monotonic ns: the run started */
+	uint64_t prog_at;         /* last progress line, monotonic ns */
 	uint64_t t_run, t_stop;   /* pubsub: publishing started, stopped */
+};
+
+/*
+ * What a connect, signup or hold run found: the statistics of every loop
+ * merged, and the run's own figures. Workers (--procs) send theirs to the
+ * parent as JSON (procs.c), which adds them up into one.
+ */
+struct cf_out {
+	struct bstats st;
+	uint64_t attempts;        /* connections tried */
+	uint64_t settled;         /* of which settled (ready or failed) */
+	uint64_t open_at_end, lost_in_hold;
+	uint64_t t0;              /* monotonic ns: first attempt */
+	uint64_t t_settled;       /* monotonic ns: the last attempt settled */
+	uint32_t rounds;          /* hold: PINGREQ rounds sent */
+	uint64_t held_ns;         /* hold: how long it lasted (interrupts) */
+	uint64_t last_pinged;     /* hold: connections pinged in the last round */
+	uint64_t last_answered;   /* hold: ... that answered it within --timeout */
+	long rss_before, rss_after; /* KiB, or -errno; 0 without --broker-pid */
+	uint64_t *stamps;         /* signup: CONNACK 0 times, monotonic ns */
+	size_t nstamps;
+	int nth;                  /* loop threads (per process) */
+	int procs;                /* processes that reported */
+	bool interrupted, unsettled;
+	char first_err[160];
+};
+
+/* A progress sample (progress.c): what the status line shows. */
+struct bprog {
+	uint64_t target, settled, ready, lost, resumed, pings, pongs;
+	uint64_t sent, delivered, expected; /* pubsub */
+	uint32_t round;
+	int phase;
 };
 
 #endif

@@ -76,6 +76,25 @@ struct WOLFSSL_CTX *btls_ctx_new(const struct bench_opts *o, char *err,
 int btls_attach(struct WOLFSSL_CTX *ctx, const struct bpool *pool,
 		struct bconn *c);
 
+/*
+ * --resume (tls.c): thread th keeps one session per certificate of the
+ * pool. setup/free: the per-certificate arrays (main thread). may_start:
+ * false while the first (full) handshake with c's certificate is in
+ * progress, so that later connections have a session to offer. started:
+ * c is starting (marks the first one). offer: after btls_attach, offers
+ * the kept session. keep: at CONNACK 0, returns whether the session was
+ * resumed and keeps the session of a full handshake that was the first
+ * or whose offer the server refused. failed: c failed before CONNACK.
+ * All but setup/free: the connection's thread.
+ */
+int btls_resume_setup(struct bthread *th, size_t ncerts);
+void btls_resume_free(struct bthread *th, size_t ncerts);
+bool btls_resume_may_start(struct bthread *th, struct bconn *c);
+void btls_resume_started(struct bthread *th, struct bconn *c);
+void btls_resume_offer(struct bthread *th, struct bconn *c);
+bool btls_resume_keep(struct bthread *th, struct bconn *c);
+void btls_resume_failed(struct bthread *th, struct bconn *c);
+
 /* ---- loop.c: the connection engine ---- */
 
 /*
@@ -105,6 +124,8 @@ void bench_finish(struct bench *b);
 /* Sum the statistics of every loop into out. Main thread, after
  * bench_finish(). */
 void bench_merge(const struct bench *b, struct bstats *out);
+/* Add the counts and histograms of s to out (first/last times: min/max). */
+void bstats_add(struct bstats *out, const struct bstats *s);
 
 /*
  * Encode p at c's protocol level and queue it on c; it is written at the
@@ -133,7 +154,57 @@ void bthread_note(struct bthread *th, const char *fmt, ...)
 /* ---- the modes: run one benchmark, print its report, return an exit
  * code (0, BENCH_EXIT_FAIL). Main thread. ---- */
 int bench_pubsub(const struct bench_opts *o, const struct bpool *pool);
+/* connect, hold and signup (in one process or --procs workers). */
 int bench_connect(const struct bench_opts *o, const struct bpool *pool);
+
+/* ---- connect.c: the runner of connect, hold and signup ---- */
+
+/* The connection engine's callbacks for mode m (connect/hold, signup). */
+const struct bench_ops *cf_ops(enum bench_mode m);
+extern const struct bench_ops signup_ops;
+/* Run o->connections connections of o's mode in this process and fill
+ * out (out->stamps is malloc'ed). Returns 0 or BENCH_EXIT_FAIL when the
+ * run could not start. Main thread. */
+int cf_run(const struct bench_opts *o, const struct bpool *pool, struct cf_out *out);
+/* Print the report of a run (text or --json). Returns the exit code. */
+int cf_finish(const struct bench_opts *o, struct cf_out *r);
+/* Seconds from the first attempt to the last CONNACK (or settled). */
+double cf_span(const struct cf_out *r);
+/* hold: seconds between two PINGREQ rounds (--ping-interval, else half
+ * the keep-alive, else 30). */
+double bench_ping_interval(const struct bench_opts *o);
+
+/* ---- signup.c ---- */
+
+/* The CONNACK code of "refused over the signup limit" at o's MQTT version. */
+uint8_t su_limit_code(const struct bench_opts *o);
+/* The signup report (text or --json). */
+void su_report(const struct bench_opts *o, const struct cf_out *r);
+/* The most CONNACK times of stamps (n, any order; sorted in place) within
+ * any window of one second [t, t + 1 s); *at: the window's first time. */
+uint64_t su_max_window(uint64_t *stamps, size_t n, uint64_t *at);
+
+/* ---- procs.c: --procs worker processes ---- */
+
+/*
+ * Fork o->procs workers, each running cf_run on its share of the
+ * connections and of the certificate pool, and merge what they report into
+ * out (as one run). Returns 0 or BENCH_EXIT_FAIL. Main thread, before any
+ * other thread exists.
+ */
+int bproc_run(const struct bench_opts *o, const struct bpool *pool, struct cf_out *out);
+/* A worker reached point what ('S' settled, 'H' end of the hold): tell the
+ * parent and wait until every worker has (progress goes on meanwhile).
+ * No-op outside a worker. Main thread. */
+void bproc_sync(const struct bench_opts *o, char what, struct bench *b);
+
+/* ---- progress.c: the status line ---- */
+
+/* Once a second (or now with force): a status line on stderr (unless
+ * --quiet), or a progress record to the parent in a worker. Main thread. */
+void bench_progress(struct bench *b, bool force);
+/* Print p as the status line (elapsed seconds el). final ends the line. */
+void prog_print(const struct bench_opts *o, const struct bprog *p, double el, bool final);
 
 /* ---- report.c: output helpers ---- */
 
@@ -148,6 +219,13 @@ json_t *rep_hist_json(const struct hist *h);
 void rep_json_print(json_t *j);
 /* A short name for a failure cause ("tcp", "tls", ...). */
 const char *rep_fail_name(enum bfail why);
+/* A CONNACK code as the codec gives it (3.1.1 return codes become 5.0
+ * reason codes) as it was on the wire at o's MQTT version. */
+uint8_t rep_wire_code(const struct bench_opts *o, uint8_t rc);
+/* in[256] counts by codec code -> out[256] by wire code. */
+void rep_wire_codes(const struct bench_opts *o, const uint64_t *in, uint64_t *out);
+/* The non-zero CONNACK reason codes {"0x00": n, ...}; a new reference. */
+json_t *rep_codes_json(const uint64_t *codes);
 /* Failure counts by cause as a JSON object; a new reference. */
 json_t *rep_fail_json(const uint64_t *counts);
 /* Failure counts by cause as text ("tls 3, timeout 1" or "none"). */

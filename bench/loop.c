@@ -30,6 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24 /* linux/in.h, Linux 4.2 */
+#endif
+
 #define EV_WAKE UINT64_MAX         /* epoll data of the eventfd */
 #define SCAN_NS 250000000ull       /* timeouts and keep-alive, 4 per second */
 #define MAX_SLEEP_NS 100000000ull  /* a loop looks at the phase this often */
@@ -197,9 +201,12 @@ void bconn_down(struct bthread *th, struct bconn *c, enum bfail why)
 	if (was < BC_READY) {
 		th->st.fail[why]++;
 		th->connecting--;
+		if (th->sess)
+			btls_resume_failed(th, c);
 		atomic_fetch_add_explicit(&th->b->settled, 1, memory_order_relaxed);
 	} else {
 		th->st.down[why]++;
+		atomic_fetch_add_explicit(&th->b->lost, 1, memory_order_relaxed);
 	}
 	conn_teardown(th, c, false);
 	th->b->ops->on_down(th, c, why, was);
@@ -250,10 +257,12 @@ static void send_connect(struct bthread *th, struct bconn *c)
 	int cid_len = 0;
 	const char *role = c->role == ROLE_PUB ? "pub" : c->role == ROLE_SUB ? "sub" : "c";
 
+	uint32_t n = o->id_base + c->gidx; /* workers: unique over the run */
+
 	if (o->client_id_prefix)
-		cid_len = snprintf(cid, sizeof cid, "%s%s%u", o->client_id_prefix, role, c->gidx);
+		cid_len = snprintf(cid, sizeof cid, "%s%s%u", o->client_id_prefix, role, n);
 	else if (!o->tls)
-		cid_len = snprintf(cid, sizeof cid, "vbench-%d-%s%u", (int)getpid(), role, c->gidx);
+		cid_len = snprintf(cid, sizeof cid, "vbench-%d-%s%u", (int)getpid(), role, n);
 	/* else empty: the broker takes the certificate's */
 	if (cid_len < 0 || cid_len >= (int)sizeof cid)
 		cid_len = 0;
@@ -310,6 +319,8 @@ static void tcp_connected(struct bthread *th, struct bconn *c)
 		bconn_down(th, c, BF_TLS);
 		return;
 	}
+	if (th->sess)
+		btls_resume_offer(th, c);
 	c->state = BC_TLS;
 	tls_handshake(th, c);
 }
@@ -331,6 +342,19 @@ static void conn_start(struct bthread *th, struct bconn *c, uint64_t now)
 	}
 	int one = 1;
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (o->nsrc) {
+		/* the port is picked at connect() for the whole 4-tuple: more
+		 * than one ephemeral range per source address */
+		(void)setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+		const struct sockaddr_storage *sa = &o->src[(o->id_base + c->gidx) % o->nsrc];
+		socklen_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							  : sizeof(struct sockaddr_in);
+		if (bind(c->fd, (const struct sockaddr *)sa, len) != 0) {
+			bthread_note(th, "bind to the source address: %s", strerror(errno));
+			bconn_down(th, c, BF_TCP);
+			return;
+		}
+	}
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = idx_of(th, c) };
 	if (epoll_ctl(th->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
 		bthread_note(th, "epoll_ctl: %s", strerror(errno));
@@ -353,13 +377,29 @@ static void on_connack(struct bthread *th, struct bconn *c, const struct mqtt_pa
 
 	th->st.connack[ca->reason]++;
 	if (ca->reason != MQTT_RC_SUCCESS) {
-		bthread_note(th, "CONNACK refused: reason 0x%02x", ca->reason);
+		bthread_note(th, "CONNACK refused: %s 0x%02x", c->version == MQTT_V5 ? "reason" : "return code",
+			     rep_wire_code(th->b->o, ca->reason));
 		bconn_down(th, c, BF_REFUSED);
 		return;
 	}
 	hist_add(&th->st.conn, now - c->t_start);
 	if (c->ssl)
 		hist_add(&th->st.tls, c->t_tls - c->t_tcp);
+	if (c->ssl && th->sess) {
+		bool asked = c->resume_asked;
+		if (btls_resume_keep(th, c)) {
+			th->st.tls_resumed++;
+			hist_add(&th->st.conn_res, now - c->t_start);
+			hist_add(&th->st.tls_res, c->t_tls - c->t_tcp);
+			atomic_fetch_add_explicit(&th->b->resumed, 1, memory_order_relaxed);
+		} else {
+			if (asked)
+				th->st.tls_not_resumed++;
+			else
+				th->st.tls_full++;
+			hist_add(&th->st.conn_full, now - c->t_start);
+		}
+	}
 	if (!th->st.first_connack)
 		th->st.first_connack = now;
 	th->st.last_connack = now;
@@ -389,6 +429,20 @@ static void dispatch(struct bthread *th, struct bconn *c, const struct mqtt_pack
 	}
 	switch (p->type) {
 	case MQTT_PINGRESP:
+		/* hold: which round's PINGREQ this answers (see bconn) */
+		c->npongs++;
+		if (c->first_round && c->npongs >= c->first_idx) {
+			uint32_t r = c->first_round + (c->npongs - c->first_idx);
+			uint64_t now = bench_now();
+			if (r <= c->ping_round &&
+			    now - th->b->round_at[r] <= (uint64_t)(th->b->o->timeout * 1e9)) {
+				c->pong_round = r;
+				th->st.pongs++;
+				atomic_fetch_add_explicit(&th->b->pongs, 1, memory_order_relaxed);
+			} else {
+				th->st.pongs_late++;
+			}
+		}
 		return;
 	case MQTT_DISCONNECT:
 		th->st.disconnect_rc[p->u.disconnect.reason]++;
@@ -551,6 +605,9 @@ static uint64_t start_pending(struct bthread *th, uint64_t now)
 	const struct bench_opts *o = th->b->o;
 	while (th->next_start < th->nconns && th->connecting < (uint32_t)o->concurrency) {
 		struct bconn *c = &th->conns[th->next_start];
+		/* --resume: wait for the certificate's first handshake */
+		if (th->sess && !btls_resume_may_start(th, c))
+			return 0;
 		if (!th->b->ops->may_start(th, c))
 			return 0;
 		if (th->start_gap) {
@@ -559,6 +616,8 @@ static uint64_t start_pending(struct bthread *th, uint64_t now)
 			th->start_at += th->start_gap;
 		}
 		th->next_start++;
+		if (th->sess)
+			btls_resume_started(th, c);
 		conn_start(th, c, now);
 	}
 	return 0;
@@ -581,12 +640,14 @@ static void scan(struct bthread *th, uint64_t now)
 					     th->b->o->timeout);
 				bconn_down(th, c, BF_TIMEOUT);
 			}
-		} else if (c->keepalive &&
+		} else if (c->keepalive && !c->ping_round &&
 			   now - c->t_last_tx > (uint64_t)c->keepalive * 500000000ull) {
+			/* (hold pings by rounds, see connect.c) */
 			/* [MQTT-3.1.2-23] idle for half the keep-alive: ping */
 			struct mqtt_packet p = { .type = MQTT_PINGREQ };
 			c->t_last_tx = now;
-			(void)bconn_send(th, c, &p);
+			if (bconn_send(th, c, &p) == 0)
+				c->npings++;
 		}
 	}
 }
@@ -663,6 +724,9 @@ int bthread_setup(struct bench *b, struct bthread *th, int id, uint32_t nconns)
 	hist_init(&th->st.conn);
 	hist_init(&th->st.tcp);
 	hist_init(&th->st.tls);
+	hist_init(&th->st.conn_full);
+	hist_init(&th->st.conn_res);
+	hist_init(&th->st.tls_res);
 	th->conns = calloc(nconns ? nconns : 1, sizeof *th->conns);
 	th->dirty = calloc(nconns ? nconns : 1, sizeof *th->dirty);
 	if (!th->conns || !th->dirty)
@@ -688,6 +752,8 @@ int bthread_setup(struct bench *b, struct bthread *th, int id, uint32_t nconns)
 			fprintf(stderr, "vouch-bench: %s\n", err);
 			return -EINVAL;
 		}
+		if (o->resume && btls_resume_setup(th, b->pool->n) != 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -714,6 +780,9 @@ void bthread_teardown(struct bthread *th)
 	free(th->dirty);
 	free(th->pubs);
 	free(th->payload);
+	btls_resume_free(th, th->b->pool ? th->b->pool->n : 0);
+	free(th->stamps);
+	th->stamps = NULL;
 	if (th->ctx)
 		wolfSSL_CTX_free(th->ctx);
 	if (th->ep >= 0)
@@ -790,6 +859,7 @@ bool bench_wait_settled(struct bench *b, uint64_t target, uint64_t deadline)
 	while (atomic_load_explicit(&b->settled, memory_order_relaxed) < target) {
 		if (bench_interrupted() || bench_now() >= deadline)
 			return false;
+		bench_progress(b, false);
 		nap_ms(2);
 	}
 	return true;
@@ -811,31 +881,47 @@ void bench_merge(const struct bench *b, struct bstats *out)
 	hist_init(&out->conn);
 	hist_init(&out->tcp);
 	hist_init(&out->tls);
-	for (int i = 0; i < b->nth; i++) {
-		const struct bstats *s = &b->th[i].st;
-		hist_merge(&out->lat, &s->lat);
-		hist_merge(&out->conn, &s->conn);
-		hist_merge(&out->tcp, &s->tcp);
-		hist_merge(&out->tls, &s->tls);
-		for (int k = 0; k < BF__COUNT; k++) {
-			out->fail[k] += s->fail[k];
-			out->down[k] += s->down[k];
-		}
-		for (int k = 0; k < 256; k++) {
-			out->connack[k] += s->connack[k];
-			out->disconnect_rc[k] += s->disconnect_rc[k];
-		}
-		out->ok += s->ok;
-		out->bytes_in += s->bytes_in;
-		out->bytes_out += s->bytes_out;
-		out->pub_in += s->pub_in;
-		out->pub_out += s->pub_out;
-		out->pub_refused += s->pub_refused;
-		if (s->first_connack && (!out->first_connack || s->first_connack < out->first_connack))
-			out->first_connack = s->first_connack;
-		if (s->last_connack > out->last_connack)
-			out->last_connack = s->last_connack;
-		if (s->last_recv > out->last_recv)
-			out->last_recv = s->last_recv;
+	hist_init(&out->conn_full);
+	hist_init(&out->conn_res);
+	hist_init(&out->tls_res);
+	for (int i = 0; i < b->nth; i++)
+		bstats_add(out, &b->th[i].st);
+}
+
+/* See bench/bench.h. */
+void bstats_add(struct bstats *out, const struct bstats *s)
+{
+	hist_merge(&out->lat, &s->lat);
+	hist_merge(&out->conn, &s->conn);
+	hist_merge(&out->tcp, &s->tcp);
+	hist_merge(&out->tls, &s->tls);
+	hist_merge(&out->conn_full, &s->conn_full);
+	hist_merge(&out->conn_res, &s->conn_res);
+	hist_merge(&out->tls_res, &s->tls_res);
+	out->tls_full += s->tls_full;
+	out->tls_resumed += s->tls_resumed;
+	out->tls_not_resumed += s->tls_not_resumed;
+	out->pings += s->pings;
+	out->pongs += s->pongs;
+	out->pongs_late += s->pongs_late;
+	for (int k = 0; k < BF__COUNT; k++) {
+		out->fail[k] += s->fail[k];
+		out->down[k] += s->down[k];
 	}
+	for (int k = 0; k < 256; k++) {
+		out->connack[k] += s->connack[k];
+		out->disconnect_rc[k] += s->disconnect_rc[k];
+	}
+	out->ok += s->ok;
+	out->bytes_in += s->bytes_in;
+	out->bytes_out += s->bytes_out;
+	out->pub_in += s->pub_in;
+	out->pub_out += s->pub_out;
+	out->pub_refused += s->pub_refused;
+	if (s->first_connack && (!out->first_connack || s->first_connack < out->first_connack))
+		out->first_connack = s->first_connack;
+	if (s->last_connack > out->last_connack)
+		out->last_connack = s->last_connack;
+	if (s->last_recv > out->last_recv)
+		out->last_recv = s->last_recv;
 }

@@ -5,6 +5,8 @@
  *
  *	vouch-bench pubsub  [flags]   publishers -> broker -> subscribers
  *	vouch-bench connect [flags]   connection flood
+ *	vouch-bench signup  [flags]   flood of never-seen certificates
+ *	vouch-bench hold    [flags]   many connections held open, pinging
  *
  * The signal flag is the one piece of global state: a handler has no other
  * way to reach the main thread's waits.
@@ -15,6 +17,7 @@
 #include "bench/bench.h"
 #include "mqtt/codec.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -47,7 +50,12 @@ static const char usage_main[] =
 	"\n"
 	"modes:\n"
 	"  pubsub     publishers -> broker -> subscribers: rates, loss, end-to-end latency\n"
-	"  connect    connection flood: connects/s, CONNACK codes, connect latency\n"
+	"  connect    connection flood: connects/s, CONNACK codes, connect latency,\n"
+	"             TLS session resumption (--resume)\n"
+	"  signup     flood of never-seen device certificates: registrations/s and the\n"
+	"             most in any second (the broker's --signup-rate at work)\n"
+	"  hold       open N connections and keep them open, pinging: how many stay\n"
+	"             and answer, the broker's memory per connection\n"
 	"\n"
 	"'vouch-bench <mode> --help' lists a mode's options.\n";
 
@@ -64,6 +72,7 @@ static const char usage_common[] =
 	"  --concurrency N        connection attempts in progress per thread (default 100)\n"
 	"  --threads N            event loops, one thread each (default 1)\n"
 	"  --json                 one JSON object on stdout instead of the text report\n"
+	"  --quiet                no progress line on stderr (one a second otherwise)\n"
 	"TLS (any of these turns TLS on):\n"
 	"  --tls                  connect over TLS\n"
 	"  --cafile F             verify the broker's certificate against F (default: no check)\n"
@@ -96,6 +105,13 @@ static const char usage_pubsub[] =
 	"  --topic-prefix P       topics are P/<n> (default vbench/PID)\n"
 	"\n";
 
+#define FLOOD_OPTS \
+	"  --source-addrs A[-B]   bind each connection to the next address of A..B\n" \
+	"                         (IPv4, round-robin): past ~28k connections to one port\n" \
+	"  --procs K              K worker processes, each with its share of the\n" \
+	"                         connections and of the certificates, one report\n" \
+	"                         (the open-files limit is per process) (default 1)\n"
+
 static const char usage_connect[] =
 	"usage: vouch-bench connect [options]\n"
 	"\n"
@@ -110,18 +126,67 @@ static const char usage_connect[] =
 	"                         settled (default 0: DISCONNECT after CONNACK)\n"
 	"  --broker-pid PID       report the broker's VmRSS before and after (with\n"
 	"                         --hold: memory per connection)\n"
+	"  --resume               TLS session resumption: the first connection with each\n"
+	"                         certificate (per thread) does a full handshake and keeps\n"
+	"                         its session, later ones with that certificate resume it;\n"
+	"                         reports full vs resumed and their latencies apart\n"
+	"  --ping-interval S      with --hold: as in hold (default: --keepalive / 2)\n"
+	FLOOD_OPTS
+	"\n";
+
+static const char usage_signup[] =
+	"usage: vouch-bench signup --cert-dir DIR [options]\n"
+	"\n"
+	"Connects once with every certificate of --cert-dir (never seen by the broker,\n"
+	"made with vouchctl pki device under a CA registered with automatic\n"
+	"registration), in order. The broker registers a new certificate on its first\n"
+	"connection, at most --signup-rate a second; over the limit it answers CONNACK\n"
+	"0x9F (MQTT 5) or 0x03 (MQTT 3.1.1). Reports attempted, registered (CONNACK 0),\n"
+	"refused over the limit, other failures by cause, registrations a second over\n"
+	"the run, and the most registrations in any one-second window (CONNACK times).\n"
+	"\n"
+	"  --connections N        the first N certificates (default: all of them)\n"
+	"  --rate R               attempts/s over all threads; 0 = as fast as\n"
+	"                         --concurrency allows (default 0)\n"
+	"  --broker-pid PID       report the broker's VmRSS before and after\n"
+	FLOOD_OPTS
+	"\n";
+
+static const char usage_hold[] =
+	"usage: vouch-bench hold [options]\n"
+	"\n"
+	"Opens --connections connections (as connect), keeps them open --duration\n"
+	"seconds after the last one settled, and every --ping-interval seconds sends one\n"
+	"PINGREQ on every open connection (a round). Reports connections open at the\n"
+	"end, how many answered the last round within --timeout, and with --broker-pid\n"
+	"the broker's VmRSS before the first connection and at the end: (after - before)\n"
+	"/ open connections is the memory one connection costs. Same as connect --hold.\n"
+	"\n"
+	"  --connections N        (default 1000)\n"
+	"  --rate R               connections/s over all threads; 0 = as fast as\n"
+	"                         --concurrency allows (default 0)\n"
+	"  --duration S           seconds to hold them (default 10)\n"
+	"  --ping-interval S      seconds between rounds (default: --keepalive / 2, at most\n"
+	"                         --keepalive)\n"
+	"  --broker-pid PID       the broker's VmRSS before and at the end\n"
+	"  --resume               TLS session resumption, as in connect\n"
+	FLOOD_OPTS
 	"\n";
 
 enum {
 	O_HOST = 256, O_PORT, O_THREADS, O_JSON, O_VERSION, O_KEEPALIVE, O_TIMEOUT,
 	O_CONCURRENCY, O_CID, O_TLS, O_CAFILE, O_CERTDIR, O_CERT, O_KEY, O_TLSVER,
 	O_PUBS, O_SUBS, O_TOPICS, O_QOS, O_SIZE, O_RATE, O_DURATION, O_DRAIN,
-	O_INFLIGHT, O_SHARED, O_TPREFIX, O_CONNS, O_HOLD, O_PID,
+	O_INFLIGHT, O_SHARED, O_TPREFIX, O_CONNS, O_HOLD, O_PID, O_RESUME,
+	O_PINGIV, O_SRC, O_PROCS, O_QUIET,
 };
 
 #define M_PS (1 << BENCH_PUBSUB)
 #define M_CF (1 << BENCH_CONNECT)
-#define M_ALL (M_PS | M_CF)
+#define M_SU (1 << BENCH_SIGNUP)
+#define M_HO (1 << BENCH_HOLD)
+#define M_FLOOD (M_CF | M_SU | M_HO)
+#define M_ALL (M_PS | M_FLOOD)
 
 static const struct option longopts[] = {
 	{ "host", required_argument, NULL, O_HOST },
@@ -153,6 +218,11 @@ static const struct option longopts[] = {
 	{ "connections", required_argument, NULL, O_CONNS },
 	{ "hold", required_argument, NULL, O_HOLD },
 	{ "broker-pid", required_argument, NULL, O_PID },
+	{ "resume", no_argument, NULL, O_RESUME },
+	{ "ping-interval", required_argument, NULL, O_PINGIV },
+	{ "source-addrs", required_argument, NULL, O_SRC },
+	{ "procs", required_argument, NULL, O_PROCS },
+	{ "quiet", no_argument, NULL, O_QUIET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -169,17 +239,36 @@ static const int opt_modes[] = {
 	[O_TLSVER - O_HOST] = M_ALL, [O_PUBS - O_HOST] = M_PS,
 	[O_SUBS - O_HOST] = M_PS, [O_TOPICS - O_HOST] = M_PS,
 	[O_QOS - O_HOST] = M_PS, [O_SIZE - O_HOST] = M_PS,
-	[O_RATE - O_HOST] = M_ALL, [O_DURATION - O_HOST] = M_PS,
+	[O_RATE - O_HOST] = M_ALL, [O_DURATION - O_HOST] = M_PS | M_HO,
 	[O_DRAIN - O_HOST] = M_PS, [O_INFLIGHT - O_HOST] = M_PS,
 	[O_SHARED - O_HOST] = M_PS, [O_TPREFIX - O_HOST] = M_PS,
-	[O_CONNS - O_HOST] = M_CF, [O_HOLD - O_HOST] = M_CF,
-	[O_PID - O_HOST] = M_CF,
+	[O_CONNS - O_HOST] = M_FLOOD, [O_HOLD - O_HOST] = M_CF,
+	[O_PID - O_HOST] = M_FLOOD, [O_RESUME - O_HOST] = M_CF | M_HO,
+	[O_PINGIV - O_HOST] = M_CF | M_HO, [O_SRC - O_HOST] = M_FLOOD,
+	[O_PROCS - O_HOST] = M_FLOOD, [O_QUIET - O_HOST] = M_ALL,
 };
 
 static const char *const mode_names[] = {
 	[BENCH_PUBSUB] = "pubsub",
 	[BENCH_CONNECT] = "connect",
+	[BENCH_SIGNUP] = "signup",
+	[BENCH_HOLD] = "hold",
 };
+
+static const char *const mode_usage[] = {
+	[BENCH_PUBSUB] = usage_pubsub,
+	[BENCH_CONNECT] = usage_connect,
+	[BENCH_SIGNUP] = usage_signup,
+	[BENCH_HOLD] = usage_hold,
+};
+
+/* See bench/bench.h. */
+double bench_ping_interval(const struct bench_opts *o)
+{
+	if (o->ping_interval > 0)
+		return o->ping_interval;
+	return o->keepalive ? o->keepalive / 2.0 : 30.0;
+}
 
 static int usage_error(const char *mode, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -226,6 +315,39 @@ static bool has_any(const char *s, const char *set)
 	return strpbrk(s, set) != NULL;
 }
 
+/* --source-addrs A or A-B (IPv4, A <= B, at most 65536 addresses). */
+static int parse_sources(const char *m, const char *arg, struct bench_opts *o)
+{
+	char a[64], *dash;
+	struct in_addr lo, hi;
+
+	if (strlen(arg) >= sizeof a)
+		return usage_error(m, "--source-addrs: expected A or A-B (IPv4), got '%s'", arg);
+	strcpy(a, arg);
+	dash = strchr(a, '-');
+	if (dash)
+		*dash = 0;
+	if (inet_pton(AF_INET, a, &lo) != 1 || inet_pton(AF_INET, dash ? dash + 1 : a, &hi) != 1)
+		return usage_error(m, "--source-addrs: expected A or A-B (IPv4), got '%s'", arg);
+	uint32_t l = ntohl(lo.s_addr), h = ntohl(hi.s_addr);
+	if (l > h || h - l >= 65536)
+		return usage_error(m, "--source-addrs: '%s' is not a range of at most 65536 "
+				   "addresses, low to high", arg);
+	free(o->src);
+	o->nsrc = h - l + 1;
+	o->src = calloc(o->nsrc, sizeof *o->src);
+	if (!o->src) {
+		o->nsrc = 0;
+		return usage_error(m, "--source-addrs: out of memory");
+	}
+	for (uint32_t i = 0; i < o->nsrc; i++) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&o->src[i];
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(l + i);
+	}
+	return 0;
+}
+
 /* Parse argv (after the mode) into o. Returns 0, -1 for --help (printed),
  * or BENCH_EXIT_USAGE with the reason printed. */
 static int parse(int argc, char **argv, struct bench_opts *o)
@@ -242,7 +364,7 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		if (c == -1)
 			break;
 		if (c == 'h') {
-			fputs(o->mode == BENCH_PUBSUB ? usage_pubsub : usage_connect, stdout);
+			fputs(mode_usage[o->mode], stdout);
 			fputs(usage_common, stdout);
 			return -1;
 		}
@@ -377,6 +499,22 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 			if (!(rc = parse_long(m, "broker-pid", optarg, 1, INT_MAX, &l)))
 				o->broker_pid = (int)l;
 			break;
+		case O_RESUME:
+			o->resume = true;
+			break;
+		case O_PINGIV:
+			rc = parse_double(m, "ping-interval", optarg, 0.01, 86400, &o->ping_interval);
+			break;
+		case O_SRC:
+			rc = parse_sources(m, optarg, o);
+			break;
+		case O_PROCS:
+			if (!(rc = parse_long(m, "procs", optarg, 1, 256, &l)))
+				o->procs = (int)l;
+			break;
+		case O_QUIET:
+			o->quiet = true;
+			break;
 		}
 		if (rc)
 			return rc;
@@ -391,6 +529,20 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 		o->port = o->tls ? 8883 : 1883;
 	if (o->broker_pid && kill(o->broker_pid, 0) != 0 && errno == ESRCH)
 		return usage_error(m, "--broker-pid: no process %d", o->broker_pid);
+	if (o->mode == BENCH_HOLD)
+		o->hold = o->duration;
+	if (o->resume && !o->tls)
+		return usage_error(m, "--resume needs TLS (--tls, --cafile, --cert-dir, ...)");
+	if (o->mode == BENCH_SIGNUP && !o->cert_dir)
+		return usage_error(m, "--cert-dir DIR: the new certificates to sign up with");
+	if (o->ping_interval > 0 && o->hold <= 0)
+		return usage_error(m, "--ping-interval: only with --hold");
+	if (o->ping_interval > 0 && o->keepalive && o->ping_interval > o->keepalive)
+		return usage_error(m, "--ping-interval %g: more than --keepalive %u (the broker "
+				   "would drop the connections)", o->ping_interval, o->keepalive);
+	if (o->mode != BENCH_SIGNUP && o->procs > o->connections)
+		return usage_error(m, "--procs %d: more processes than --connections %d",
+				   o->procs, o->connections);
 
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV }, *ai;
@@ -402,6 +554,9 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 	memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
 	o->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
+	if (o->nsrc && o->addr.ss_family != AF_INET)
+		return usage_error(m, "--source-addrs: IPv4 addresses, but --host %s is not IPv4",
+				   o->host);
 	return 0;
 }
 
@@ -417,11 +572,13 @@ static void raise_nofile(const struct bench_opts *o)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	uint64_t need = (uint64_t)(o->mode == BENCH_CONNECT ? o->connections
-				   : o->publishers + o->subscribers) + 3u * (uint64_t)o->threads + 16u;
+	uint64_t conns = o->mode == BENCH_PUBSUB ? (uint64_t)o->publishers + (uint64_t)o->subscribers
+						 : (uint64_t)o->connections / (uint64_t)o->procs + 1u;
+	uint64_t need = conns + 3u * (uint64_t)o->threads + 16u;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-		fprintf(stderr, "vouch-bench: note: only %llu file descriptors (ulimit -n); "
-			"some connections will fail\n", (unsigned long long)rl.rlim_cur);
+		fprintf(stderr, "vouch-bench: note: only %llu file descriptors per process "
+			"(ulimit -n); some connections will fail%s\n", (unsigned long long)rl.rlim_cur,
+			o->mode == BENCH_PUBSUB ? "" : " (more --procs avoid it)");
 }
 
 int main(int argc, char **argv)
@@ -441,12 +598,13 @@ int main(int argc, char **argv)
 		.drain = 5,
 		.inflight = 32,
 		.connections = 1000,
+		.procs = 1,
 	};
 	char err[512];
 	struct bpool pool = { 0 };
 
 	if (argc < 2)
-		return usage_error(NULL, "which mode: pubsub or connect?");
+		return usage_error(NULL, "which mode: pubsub, connect, signup or hold?");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(usage_main, stdout);
 		return 0;
@@ -455,11 +613,19 @@ int main(int argc, char **argv)
 		o.mode = BENCH_PUBSUB;
 	else if (!strcmp(argv[1], "connect"))
 		o.mode = BENCH_CONNECT;
+	else if (!strcmp(argv[1], "signup"))
+		o.mode = BENCH_SIGNUP;
+	else if (!strcmp(argv[1], "hold"))
+		o.mode = BENCH_HOLD;
 	else
-		return usage_error(NULL, "unknown mode '%s' (pubsub or connect)", argv[1]);
+		return usage_error(NULL, "unknown mode '%s' (pubsub, connect, signup or hold)", argv[1]);
+	if (o.mode == BENCH_SIGNUP)
+		o.connections = 0; /* all the certificates, unless --connections */
 	int rc = parse(argc - 1, argv + 1, &o);
-	if (rc)
+	if (rc) {
+		free(o.src);
 		return rc < 0 ? 0 : rc;
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -480,6 +646,21 @@ int main(int argc, char **argv)
 			rc = BENCH_EXIT_FAIL;
 			goto out;
 		}
+		if (o.mode == BENCH_SIGNUP) {
+			/* each certificate exactly once */
+			if (!o.connections) {
+				o.connections = (int)pool.n;
+			} else if ((size_t)o.connections > pool.n) {
+				rc = usage_error("signup", "--connections %d: only %zu certificates in %s "
+						 "(each is used once)", o.connections, pool.n, o.cert_dir);
+				goto out;
+			}
+			if (o.procs > o.connections) {
+				rc = usage_error("signup", "--procs %d: more processes than certificates (%d)",
+						 o.procs, o.connections);
+				goto out;
+			}
+		}
 		uint64_t conns = o.mode == BENCH_PUBSUB ? (uint64_t)o.publishers + (uint64_t)o.subscribers
 							: (uint64_t)o.connections;
 		if (!o.client_id_prefix && pool.n && conns > pool.n) {
@@ -493,7 +674,7 @@ int main(int argc, char **argv)
 						 pool.n == 1 ? "" : "s");
 				goto out;
 			}
-			if (o.hold > 0)
+			if (o.hold > 0 && o.mode != BENCH_SIGNUP)
 				fprintf(stderr, "vouch-bench: note: %llu connections share %zu certificate%s "
 					"with empty client IDs: held ones will be taken over "
 					"(--client-id-prefix avoids it)\n", (unsigned long long)conns, pool.n,
@@ -503,6 +684,7 @@ int main(int argc, char **argv)
 	rc = o.mode == BENCH_PUBSUB ? bench_pubsub(&o, &pool) : bench_connect(&o, &pool);
 out:
 	bpool_free(&pool);
+	free(o.src);
 	if (o.tls)
 		wolfSSL_Cleanup();
 	return rc;

@@ -554,8 +554,10 @@ static int run(struct bench *b, struct bstats *st, struct ps_result *r)
 	b->t_run = bench_now();
 	bench_phase(b, PH_RUN);
 	uint64_t end = b->t_run + (uint64_t)(o->duration * 1e9);
-	while (bench_now() < end && !bench_interrupted())
+	while (bench_now() < end && !bench_interrupted()) {
+		bench_progress(b, false);
 		nap_ms(5);
+	}
 	b->t_stop = bench_now();
 	bench_phase(b, PH_DRAIN);
 	(void)bench_phase_seen(b, 2000000000ull);
@@ -575,8 +577,10 @@ static int run(struct bench *b, struct bstats *st, struct ps_result *r)
 		} else if (now - last_progress > DRAIN_IDLE_NS) {
 			break;
 		}
+		bench_progress(b, false);
 		nap_ms(5);
 	}
+	bench_progress(b, true);
 	bench_finish(b);
 	bench_merge(b, st);
 	tally(b, st, r);

@@ -4,6 +4,7 @@
  * the broker's resident memory from /proc. Main thread only.
  */
 #include "bench/bench.h"
+#include "mqtt/codec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -94,6 +95,33 @@ json_t *rep_fail_json(const uint64_t *counts)
 	for (int i = 0; i < BF__COUNT; i++)
 		if (counts[i])
 			json_object_set_new(o, fail_names[i], json_integer((json_int_t)counts[i]));
+	return o;
+}
+
+/* See bench/bench.h. */
+uint8_t rep_wire_code(const struct bench_opts *o, uint8_t rc)
+{
+	return o->version == MQTT_V5 ? rc : mqtt_connack_v3_code(rc);
+}
+
+/* See bench/bench.h. */
+void rep_wire_codes(const struct bench_opts *o, const uint64_t *in, uint64_t *out)
+{
+	memset(out, 0, 256 * sizeof *out);
+	for (int i = 0; i < 256; i++)
+		out[rep_wire_code(o, (uint8_t)i)] += in[i];
+}
+
+/* See bench/bench.h. */
+json_t *rep_codes_json(const uint64_t *codes)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < 256; i++)
+		if (codes[i]) {
+			char k[8];
+			snprintf(k, sizeof k, "0x%02x", i);
+			json_object_set_new(o, k, json_integer((json_int_t)codes[i]));
+		}
 	return o;
 }
 

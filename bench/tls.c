@@ -6,12 +6,17 @@
  *
  * Certificates and keys stay PEM in memory; each connection loads its pair
  * into its own WOLFSSL object, which is cheap next to the handshake's
- * public-key work. Sessions are never resumed: every handshake is full.
+ * public-key work. Without --resume sessions are never kept and every
+ * handshake is full. With it each loop keeps one session per certificate
+ * of the pool (taken once the CONNACK is in, so that a TLS 1.3 ticket sent
+ * after the handshake is part of it) and offers it to the next connections
+ * made with that certificate: per thread, so no locking.
  */
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
 #include "bench/bench.h"
+#include "tls/pki.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -72,7 +77,7 @@ static int check_pair(const struct bcert *c, char *err, size_t errlen)
 						     WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
 		say(err, errlen, "%s: not a PEM private key", c->name);
 		rc = -EINVAL;
-	} else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+	} else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS || tls_pki_pem_pair_matches((const char *)c->crt, c->crt_len, (const char *)c->key, c->key_len) != 1) {
 		say(err, errlen, "%s: the key does not match the certificate", c->name);
 		rc = -EINVAL;
 	}
@@ -220,8 +225,20 @@ struct WOLFSSL_CTX *btls_ctx_new(const struct bench_opts *o, char *err,
 	}
 	if (!o->tls_version)
 		wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2);
-	/* a session is never offered again: keep none */
-	wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+	if (o->resume) {
+		/* sessions are kept by hand (btls_resume_keep), never in
+		 * wolfSSL's process-wide cache; tickets for TLS 1.2 too */
+		wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_CLIENT |
+						   WOLFSSL_SESS_CACHE_NO_INTERNAL);
+		if (wolfSSL_CTX_UseSessionTicket(ctx) != WOLFSSL_SUCCESS) {
+			say(err, errlen, "cannot enable session tickets");
+			wolfSSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else {
+		/* a session is never offered again: keep none */
+		wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+	}
 	if (o->cafile) {
 		if (wolfSSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != WOLFSSL_SUCCESS) {
 			say(err, errlen, "%s: cannot load CA certificates", o->cafile);
@@ -257,4 +274,88 @@ int btls_attach(struct WOLFSSL_CTX *ctx, const struct bpool *pool,
 	}
 	c->ssl = ssl;
 	return 0;
+}
+
+/* See bench/bench.h. */
+int btls_resume_setup(struct bthread *th, size_t ncerts)
+{
+	th->sess = calloc(ncerts ? ncerts : 1, sizeof *th->sess);
+	th->sess_state = calloc(ncerts ? ncerts : 1, 1);
+	return th->sess && th->sess_state ? 0 : -ENOMEM;
+}
+
+/* See bench/bench.h. */
+void btls_resume_free(struct bthread *th, size_t ncerts)
+{
+	if (th->sess)
+		for (size_t i = 0; i < ncerts; i++)
+			if (th->sess[i])
+				wolfSSL_SESSION_free(th->sess[i]);
+	free(th->sess);
+	free(th->sess_state);
+	th->sess = NULL;
+	th->sess_state = NULL;
+}
+
+static uint32_t cert_of(const struct bthread *th, const struct bconn *c)
+{
+	size_t n = th->b->pool->n ? th->b->pool->n : 1;
+	return (uint32_t)(c->gidx % n);
+}
+
+/* See bench/bench.h. */
+bool btls_resume_may_start(struct bthread *th, struct bconn *c)
+{
+	return th->sess_state[cert_of(th, c)] != 1;
+}
+
+/* See bench/bench.h. */
+void btls_resume_started(struct bthread *th, struct bconn *c)
+{
+	uint8_t *s = &th->sess_state[cert_of(th, c)];
+	c->resume_first = *s == 0;
+	c->resume_asked = false;
+	if (*s == 0)
+		*s = 1;
+}
+
+/* See bench/bench.h. */
+void btls_resume_offer(struct bthread *th, struct bconn *c)
+{
+	uint32_t k = cert_of(th, c);
+	if (th->sess_state[k] != 2 || !th->sess[k])
+		return;
+	/* a session wolfSSL will not take (expired) is a full handshake */
+	c->resume_asked = wolfSSL_set_session(c->ssl, th->sess[k]) == WOLFSSL_SUCCESS;
+}
+
+/* See bench/bench.h. */
+bool btls_resume_keep(struct bthread *th, struct bconn *c)
+{
+	uint32_t k = cert_of(th, c);
+	bool reused = wolfSSL_session_reused(c->ssl) != 0;
+	if (reused || (!c->resume_first && !c->resume_asked))
+		return reused;
+	/* the first full handshake with this certificate, or an offered
+	 * session the server did not take: keep this one instead */
+	WOLFSSL_SESSION *s = wolfSSL_get1_session(c->ssl);
+	if (s) {
+		if (th->sess[k])
+			wolfSSL_SESSION_free(th->sess[k]);
+		th->sess[k] = s;
+		th->sess_state[k] = 2;
+	} else if (c->resume_first) {
+		th->sess_state[k] = 0;
+	}
+	c->resume_first = false;
+	return false;
+}
+
+/* See bench/bench.h. */
+void btls_resume_failed(struct bthread *th, struct bconn *c)
+{
+	if (c->resume_first) {
+		c->resume_first = false;
+		th->sess_state[cert_of(th, c)] = 0; /* the next one tries */
+	}
 }

@@ -29,6 +29,7 @@ struct vouch_config {
 	uint32_t max_packet_size;      /* bytes, whole packet */
 	uint32_t receive_maximum;      /* server's Receive Maximum */
 	uint32_t max_queued_messages;  /* per session */
+	uint32_t max_shard_backlog;    /* cross-shard messages held before input pauses */
 	uint32_t max_keepalive;        /* seconds; server keep alive cap */
 	uint32_t connect_timeout;      /* seconds */
 	uint32_t sys_interval;         /* seconds between $SYS updates */

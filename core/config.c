@@ -54,6 +54,7 @@ static const struct opt opts[] = {
 	{ "max-packet-size", K_U32, O(max_packet_size), 0, 64, 268435455, "BYTES", "largest packet accepted or sent (default 1048576)" },
 	{ "receive-maximum", K_U32, O(receive_maximum), 0, 1, 65535, "N", "unacknowledged QoS 1/2 PUBLISHes per client, both ways (default 64)" },
 	{ "max-queued-messages", K_U32, O(max_queued_messages), 0, 1, 10000000, "N", "messages queued per client or offline session (default 1000)" },
+	{ "max-shard-backlog", K_U32, O(max_shard_backlog), 0, 64, 16777216, "N", "messages a shard holds for busier shards before it stops reading PUBLISHes, until a quarter is left (default 65536)" },
 	{ "max-keepalive", K_U32, O(max_keepalive), 0, 1, 65535, "SECONDS", "cap on client keep-alive; announced as Server Keep Alive (default 3600)" },
 	{ "connect-timeout", K_U32, O(connect_timeout), 0, 1, 3600, "SECONDS", "close connections that send no CONNECT in time (default 10)" },
 	{ "sys-interval", K_U32, O(sys_interval), 0, 1, 86400, "SECONDS", "period of $SYS/broker statistics (default 10)" },
@@ -73,6 +74,7 @@ void config_defaults(struct vouch_config *c)
 	c->max_packet_size = 1048576;
 	c->receive_maximum = 64;
 	c->max_queued_messages = 1000;
+	c->max_shard_backlog = 65536;
 	c->max_keepalive = 3600;
 	c->connect_timeout = 10;
 	c->sys_interval = 10;

@@ -98,6 +98,7 @@ struct conn {
 	bool send_inflight;
 	bool dirty;                /* on the shard's flush list */
 	bool input_paused;
+	bool reoffer;              /* resumed while a recv was armed: offer c->in when it ends */
 	bool close_after_flush;
 	bool writing_wire;         /* conn_write_wire in progress */
 	uint16_t inflight;         /* SQEs in the kernel for this connection */
@@ -192,6 +193,8 @@ struct shard_stats {
 	_Atomic uint64_t fp_hits;     /* connect decisions answered by the fingerprint cache */
 	_Atomic uint64_t fp_misses;   /* ... that had to read the registry */
 	_Atomic uint64_t direct;      /* connections on direct descriptors */
+	_Atomic uint64_t backlog;     /* messages waiting for a full ring (gauge) */
+	_Atomic uint64_t flow_paused; /* inputs paused until the backlog drained */
 };
 
 struct broker_rt;
@@ -219,6 +222,9 @@ struct shard {
 	uint64_t wake_mask;        /* peers to wake at the end of the turn */
 	struct xmsg *backlog[VOUCH_MAX_SHARDS + 1];   /* per destination, when its ring is full */
 	uint32_t backlog_n[VOUCH_MAX_SHARDS + 1], backlog_cap[VOUCH_MAX_SHARDS + 1];
+	uint32_t backlog_total;    /* sum of backlog_n: flow control's measure */
+	struct conn_ref { uint32_t slot, gen; } *flow_wait; /* paused by conn_wait_backlog */
+	uint32_t flow_n, flow_cap;
 	struct io_uring_buf_ring *bufring;
 	uint8_t *bufs;
 	uint32_t buf_count, buf_size;

@@ -67,7 +67,55 @@ int shard_post(struct shard *sh, int to, const struct xmsg *m)
 		sh->backlog_cap[to] = nc;
 	}
 	sh->backlog[to][sh->backlog_n[to]++] = *m;
+	sh->backlog_total++;
 	return 0;
+}
+
+/* See core/shard.h. */
+bool shard_backlogged(const struct shard *sh)
+{
+	/* --max-shard-backlog: about 2 MiB of xmsg by default; publishers
+	 * then feel the slower shard through TCP instead of the heap */
+	return sh->backlog_total >= sh->cfg->max_shard_backlog;
+}
+
+/* See core/shard.h. */
+void conn_wait_backlog(struct shard *sh, struct conn *c)
+{
+	if (c->input_paused)
+		return;
+	if (sh->flow_n == sh->flow_cap) {
+		uint32_t nc = sh->flow_cap ? sh->flow_cap * 2 : 64;
+		struct conn_ref *nv = realloc(sh->flow_wait, nc * sizeof *nv);
+		if (!nv)
+			return; /* not paused: the backlog just grows further */
+		sh->flow_wait = nv;
+		sh->flow_cap = nc;
+	}
+	sh->flow_wait[sh->flow_n++] = (struct conn_ref){ c->slot, c->gen };
+	conn_pause_input(sh, c);
+	atomic_fetch_add_explicit(&sh->stats.flow_paused, 1, memory_order_relaxed);
+}
+
+/* Once the backlog is down to a quarter of --max-shard-backlog, every
+ * input paused for it reads again, the packet it stopped at first
+ * (conn_resume_input offers what was kept before reading more). */
+static void flow_resume(struct shard *sh)
+{
+	if (!sh->flow_n || sh->backlog_total > sh->cfg->max_shard_backlog / 4)
+		return;
+	struct conn_ref *w = sh->flow_wait;
+	uint32_t n = sh->flow_n;
+	/* a connection may pause again while being resumed: a fresh list */
+	sh->flow_wait = NULL;
+	sh->flow_n = sh->flow_cap = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct conn *c = shard_conn(sh, w[i].slot, w[i].gen);
+		if (!c || !c->input_paused)
+			continue;
+		conn_resume_input(sh, c);
+	}
+	free(w);
 }
 
 static void flush_backlogs(struct shard *sh)
@@ -82,6 +130,7 @@ static void flush_backlogs(struct shard *sh)
 		if (i) {
 			memmove(sh->backlog[to], sh->backlog[to] + i, (n - i) * sizeof(struct xmsg));
 			sh->backlog_n[to] = n - i;
+			sh->backlog_total -= i;
 			sh->wake_mask |= 1ull << to;
 		}
 	}
@@ -349,8 +398,28 @@ void conn_close(struct shard *sh, struct conn *c, bool flush)
 
 void conn_pause_input(struct shard *sh, struct conn *c)
 {
-	(void)sh;
+	if (c->input_paused)
+		return;
 	c->input_paused = true;
+	/* A multishot recv would go on reading into c->in: end it, so the
+	 * socket's buffer fills and TCP holds the peer back. What was read
+	 * already is kept; the recv is armed again on resume. */
+	if (c->recv_armed && c->state == CONN_OPEN)
+		cancel_op(sh, io_ud(OP_RECV, c->slot, c->gen));
+}
+
+/* Offer what waits in c->in to the layer above; the caller holds c. */
+static void offer_kept(struct shard *sh, struct conn *c)
+{
+	if (c->state != CONN_OPEN || c->in_len == 0)
+		return;
+	uint32_t used = sh->ops->on_input(sh, c, c->in, c->in_len);
+	if (c->in) {
+		if (used > c->in_len)
+			used = c->in_len;
+		memmove(c->in, c->in + used, c->in_len - used);
+		c->in_len -= used;
+	}
 }
 
 void conn_resume_input(struct shard *sh, struct conn *c)
@@ -358,8 +427,22 @@ void conn_resume_input(struct shard *sh, struct conn *c)
 	if (!c->input_paused)
 		return;
 	c->input_paused = false;
-	if (c->state == CONN_OPEN && !c->recv_armed)
+	if (c->state != CONN_OPEN)
+		return;
+	if (c->recv_armed) {
+		/* the recv the pause cancelled has not ended yet, and the
+		 * compat backend's lands in c->in itself: leave c->in alone
+		 * until it has (on_recv_cqe offers it then) */
+		c->reoffer = true;
+		return;
+	}
+	c->inflight++; /* hold c while the layer above looks at it */
+	offer_kept(sh, c);
+	c->inflight--;
+	if (c->state == CONN_OPEN && !c->input_paused && !c->recv_armed)
 		sh->io->arm_recv(sh, c);
+	else
+		conn_maybe_free(sh, c);
 }
 
 static int in_reserve(struct conn *c, uint32_t extra)
@@ -576,13 +659,7 @@ void conn_reoffer_input(struct shard *sh, struct conn *c)
 	if (c->state != CONN_OPEN || c->in_len == 0)
 		return;
 	c->inflight++; /* hold c while the layer above looks at it */
-	uint32_t used = sh->ops->on_input(sh, c, c->in, c->in_len);
-	if (c->in) {
-		if (used > c->in_len)
-			used = c->in_len;
-		memmove(c->in, c->in + used, c->in_len - used);
-		c->in_len -= used;
-	}
+	offer_kept(sh, c);
 	c->inflight--;
 	conn_maybe_free(sh, c);
 }
@@ -783,8 +860,13 @@ static void on_recv_cqe(struct shard *sh, struct conn *c, struct io_uring_cqe *c
 	}
 	if (!more) {
 		c->recv_armed = false;
+		if (c->reoffer && c->state == CONN_OPEN && !c->input_paused) {
+			/* resumed while this recv was ending (conn_resume_input) */
+			c->reoffer = false;
+			offer_kept(sh, c);
+		}
 		c->inflight--;
-		if (c->state == CONN_OPEN && !c->input_paused)
+		if (c->state == CONN_OPEN && !c->input_paused && !c->recv_armed)
 			sh->io->arm_recv(sh, c);
 		else
 			conn_maybe_free(sh, c);
@@ -908,13 +990,8 @@ int conn_detach(struct shard *sh, struct conn *c, void (*cb)(struct shard *sh, s
 		return -EINVAL;
 	c->state = CONN_DETACHING;
 	c->detach_cb = cb;
-	if (c->recv_armed) {
-		struct io_uring_sqe *sqe = shard_sqe(sh);
-		if (sqe) {
-			io_uring_prep_cancel64(sqe, io_ud(OP_RECV, c->slot, c->gen), 0);
-			io_uring_sqe_set_data64(sqe, io_ud(OP_CANCEL, c->slot, c->gen));
-		}
-	}
+	if (c->recv_armed)
+		cancel_op(sh, io_ud(OP_RECV, c->slot, c->gen));
 	/* freed (and cb called) when the in-flight recv ends: never from
 	 * inside the caller's stack */
 	return 0;
@@ -1168,7 +1245,9 @@ static void shard_turn(struct shard *sh, bool block)
 		sh->ops->on_turn_end(sh);
 	flush_dirty(sh);
 	flush_backlogs(sh);
+	flow_resume(sh);
 	send_wakes(sh);
+	atomic_store_explicit(&sh->stats.backlog, sh->backlog_total, memory_order_relaxed);
 	atomic_store_explicit(&sh->stats.turns,
 			      atomic_load_explicit(&sh->stats.turns, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
@@ -1425,6 +1504,7 @@ void rt_destroy(struct broker_rt *rt)
 		free(sh->free_slots);
 		for (int k = 0; k <= VOUCH_MAX_SHARDS; k++)
 			free(sh->backlog[k]);
+		free(sh->flow_wait);
 	}
 	for (int i = 0; rt->rings && i < rt->n * (rt->n + 1); i++)
 		spsc_destroy(&rt->rings[i]);

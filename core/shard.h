@@ -59,9 +59,17 @@ void conn_close(struct shard *sh, struct conn *c, bool flush);
 const char *conn_peer_text(const struct conn *c, char *buf, size_t len);
 /* The same in a buffer of the enclosing block (for log lines). */
 #define CONN_PEER(c) conn_peer_text((c), (char[CONN_PEER_TEXT]){ 0 }, CONN_PEER_TEXT)
-/* Stop / restart reading from the socket (backpressure). */
+/* Stop / restart reading from the socket (backpressure). While paused,
+ * what was read already waits in c->in; resuming offers it to the layer
+ * above first, then reads more. */
 void conn_pause_input(struct shard *sh, struct conn *c);
 void conn_resume_input(struct shard *sh, struct conn *c);
+/* Flow control between shards: true while so many messages wait for full
+ * rings to other shards that input producing more should stop. */
+bool shard_backlogged(const struct shard *sh);
+/* Pause c's input until the backlog has drained; then it is resumed
+ * (conn_resume_input). */
+void conn_wait_backlog(struct shard *sh, struct conn *c);
 /* Hand the connection to another shard: input stops, in-flight operations
  * finish, then cb(sh, c) runs with c still valid; cb calls conn_export to
  * take fd, buffers and transport out, after which c is freed silently (no

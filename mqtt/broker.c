@@ -707,6 +707,12 @@ static uint32_t on_input(struct shard *sh, struct conn *c, const uint8_t *p, uin
 			decode_error(sh, mc, (enum mqtt_err)-r, p + used, n - used, &pkt);
 			return n;
 		}
+		if (pkt.type == MQTT_PUBLISH && shard_backlogged(sh)) {
+			/* other shards are behind: read no more messages
+			 * until they catch up (this one is read again then) */
+			conn_wait_backlog(sh, c);
+			return used;
+		}
 		if (!handle_packet(sh, mc, &pkt))
 			return used;
 		used += (uint32_t)r;
@@ -814,6 +820,8 @@ static void on_timer(struct shard *sh, const struct timer_ent *t)
 		if (!mc || !mc->connected || !mc->keepalive)
 			break;
 		uint64_t deadline = mc->last_rx_ms + (uint64_t)mc->keepalive * 1500u;
+		if (c->input_paused) /* we are not reading: not the client's fault */
+			deadline = sh->now_ms + (uint64_t)mc->keepalive * 1500u;
 		if (sh->now_ms >= deadline)
 			mconn_close(sh, mc, MQTT_RC_KEEPALIVE_TIMEOUT, "keep-alive timeout");
 		else

@@ -10,7 +10,7 @@ from vouchtest import *
 
 FLAGS = ["listen", "shards", "data-dir", "io-compat", "log-level",
 	 "max-connections", "max-packet-size", "receive-maximum",
-	 "max-queued-messages", "max-keepalive", "connect-timeout",
+	 "max-queued-messages", "max-shard-backlog", "max-keepalive", "connect-timeout",
 	 "sys-interval", "config", "help", "topic-alias-maximum",
 	 "tls-listen", "cert", "key", "require-certificate",
 	 "allow-clientid-mismatch", "signup-rate", "signup-burst",
@@ -70,6 +70,7 @@ class FlagsTest(unittest.TestCase):
 			["--log-level", "loud"], ["--sys-interval", "x"],
 			["--connect-timeout", ""], ["--io-compat", "2.6"],
 			["--max-keepalive", "70000"], ["--max-queued-messages", "q"],
+			["--max-shard-backlog", "63"], ["--max-shard-backlog", "16777217"],
 		]
 		cases += [["--admin-listen", "nope"], ["--signup-rate", "x"]]
 		for extra in cases:

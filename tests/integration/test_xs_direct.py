@@ -23,7 +23,6 @@ half runs in every phase.
 import os
 import resource
 import select
-import urllib.request
 
 from vouchtest import *
 
@@ -46,16 +45,7 @@ class LimitedBroker(Broker):
 			super().args()
 
 	def metrics(self):
-		url = "http://%s/metrics" % self.admin
-		with urllib.request.urlopen(url, timeout=slow(5)) as r:
-			text = r.read().decode()
-		out = {}
-		for line in text.splitlines():
-			if line.startswith("#") or not line.strip():
-				continue
-			name, val = line.rsplit(" ", 1)
-			out[name] = float(val)
-		return out
+		return scrape_metrics(self.admin)
 
 	def fd_count(self):
 		return len(os.listdir("/proc/%d/fd" % self.pid()))

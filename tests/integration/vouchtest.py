@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import xxhash
 
@@ -82,6 +83,21 @@ def cid_on_shard(prefix, shard, nshards=None):
 		if home_shard(cid, n) == want:
 			return cid
 	raise RuntimeError("no client id for shard %d" % shard)
+
+
+def scrape_metrics(admin):
+	"""GET /metrics from vouchd's admin listener (HOST:PORT): a dict of
+	'name{labels}' -> value."""
+	url = "http://%s/metrics" % admin
+	with urllib.request.urlopen(url, timeout=slow(5)) as r:
+		text = r.read().decode()
+	out = {}
+	for line in text.splitlines():
+		if line.startswith("#") or not line.strip():
+			continue
+		name, val = line.rsplit(" ", 1)
+		out[name] = float(val)
+	return out
 
 
 def uniq(prefix="t"):

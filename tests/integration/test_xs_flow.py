@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""Flow control between shards (--max-shard-backlog), against the real
+vouchd with 2 shards, publishers on shard 0 and subscribers on shard 1.
+
+- QoS 1, one publisher pipelining 20,000 messages to one subscriber that
+  acknowledges as it reads: the subscriber's shard is the slower, the
+  publisher's shard holds back (vouch_flow_paused_total rises) and its
+  backlog never grows past the bound, and still every message PUBACKed
+  to the publisher reaches the subscriber, once, in order.
+- QoS 0 fan-out to 120 subscribers that never read: the publisher is held
+  back by TCP rather than the broker's heap (the backlog stays bounded),
+  a client of the same shard is answered meanwhile, and once the flood is
+  through, a new subscriber gets the publisher's next message.
+"""
+
+from vouchtest import *
+
+BACKLOG = 256           # --max-shard-backlog of these brokers
+
+
+def flow_broker(extra=()):
+	admin = "%s:%d" % (HOST, free_port())
+	b = Broker(shards=2, extra=["--admin-listen", admin,
+				    "--max-shard-backlog", str(BACKLOG)] +
+		   list(extra))
+	b.admin = admin
+	return b
+
+
+def shard_metric(m, name, shard):
+	return m.get('%s{shard="%d"}' % (name, shard), 0)
+
+
+class BacklogWatch:
+	"""Samples shard 0's backlog gauge while a flood runs."""
+
+	def __init__(self, admin):
+		self.admin = admin
+		self.peak = 0
+		self.samples = 0
+		self.stop = threading.Event()
+		self.t = threading.Thread(target=self.run, daemon=True)
+		self.t.start()
+
+	def run(self):
+		while not self.stop.is_set():
+			try:
+				m = scrape_metrics(self.admin)
+			except OSError:
+				continue
+			self.samples += 1
+			self.peak = max(self.peak, shard_metric(
+				m, "vouch_xshard_backlog", 0))
+			self.stop.wait(0.01)
+
+	def done(self):
+		self.stop.set()
+		self.t.join(slow(10))
+		return self.peak
+
+
+@unittest.skipIf(MOSQ, "vouchd's flow control between shards")
+class FlowTest(unittest.TestCase):
+
+	def test_qos1_nothing_lost_while_held_back(self):
+		N = 20000
+		with flow_broker(["--max-queued-messages", str(N)]) as b:
+			sub = RawClient(b.port, 5, timeout=slow(30))
+			sub.connect(cid_on_shard("flow-sub", 1, 2))
+			sub.subscribe("flow/q1", qos=1)
+			pub = RawClient(b.port, 4, timeout=slow(30))
+			pub.connect(cid_on_shard("flow-pub", 0, 2))
+			watch = BacklogWatch(b.admin)
+			blob = b"".join(enc_publish("flow/q1", b"%08d" % i, 1,
+						    pid=i % 65535 + 1, version=4)
+					for i in range(N))
+			sender = threading.Thread(target=pub.send, args=(blob,),
+						  daemon=True)
+			sender.start()
+			got = []
+			acks = [0]
+
+			def count_acks():
+				while acks[0] < N:
+					pub.expect(PUBACK)
+					acks[0] += 1
+			acker = threading.Thread(target=count_acks, daemon=True)
+			acker.start()
+			while len(got) < N:
+				p = sub.expect(PUBLISH)
+				got.append(int(p.payload))
+			sender.join(slow(30))
+			acker.join(slow(30))
+			peak = watch.done()
+			m = scrape_metrics(b.admin)
+			sys.stderr.write("\n  qos1: %d delivered, backlog peak %d "
+					 "(%d samples), %d pauses\n" % (
+						 len(got), peak, watch.samples,
+						 shard_metric(m, "vouch_flow_paused_total", 0)))
+			self.assertEqual(acks[0], N)
+			self.assertEqual(got, list(range(N)))
+			sub.expect_nothing(0.3)
+			self.assertGreater(shard_metric(
+				m, "vouch_flow_paused_total", 0), 0)
+			# at most one message per paused PUBLISH beyond the bound
+			self.assertLessEqual(peak, BACKLOG + 8)
+			self.assertEqual(shard_metric(m, "vouch_xshard_backlog", 0), 0)
+
+	def test_qos0_flood_held_back_not_buffered(self):
+		N = 100000
+		with flow_broker(["--max-queued-messages", "50"]) as b:
+			deaf = []
+			for i in range(120):
+				c = RawClient(b.port, 4, rcvbuf=4096)
+				c.connect(cid_on_shard("flow-deaf%d" % i, 1, 2))
+				c.subscribe("flow/q0", qos=0)
+				deaf.append(c)
+			pub = RawClient(b.port, 4, timeout=slow(60))
+			pub.connect(cid_on_shard("flow-fan", 0, 2))
+			other = RawClient(b.port, 4)
+			other.connect(cid_on_shard("flow-other", 0, 2))
+			watch = BacklogWatch(b.admin)
+			blob = b"".join(enc_publish("flow/q0", b"%08d" % i, 0,
+						    version=4)
+					for i in range(N))
+			# floods until shard 1 has fallen behind at least once
+			# (a loaded machine may let it keep up with one)
+			pings = rounds = 0
+			for rounds in range(1, 6):
+				sender = threading.Thread(target=pub.send,
+							  args=(blob,), daemon=True)
+				sender.start()
+				# shard 0 still answers its other clients
+				while sender.is_alive():
+					other.send(enc_pingreq())
+					other.expect(PINGRESP, timeout=slow(5))
+					pings += 1
+					time.sleep(0.02)
+				sender.join(slow(60))
+				self.assertFalse(sender.is_alive(),
+						 "the flood never got in")
+				m = scrape_metrics(b.admin)
+				if shard_metric(m, "vouch_flow_paused_total", 0):
+					break
+			peak = watch.done()
+			sys.stderr.write("\n  qos0 fan-out: %d x %d messages, backlog "
+					 "peak %d (%d samples), %d pauses, %d pings "
+					 "answered during the flood\n" % (
+						 rounds, N, peak, watch.samples,
+						 shard_metric(m, "vouch_flow_paused_total", 0),
+						 pings))
+			self.assertGreater(shard_metric(
+				m, "vouch_flow_paused_total", 0), 0)
+			self.assertLessEqual(peak, BACKLOG + 8)
+			# through: the publisher is read again and its next
+			# message reaches a new subscriber on the slow shard
+			late = RawClient(b.port, 5, timeout=slow(30))
+			late.connect(cid_on_shard("flow-late", 1, 2))
+			late.subscribe("flow/after", qos=1)
+			a = pub.publish("flow/after", b"done", qos=1)
+			self.assertEqual(a.type, PUBACK)
+			p = late.expect(PUBLISH, timeout=slow(30))
+			self.assertEqual((p.topic, p.payload), ("flow/after", b"done"))
+			other.send(enc_pingreq())
+			other.expect(PINGRESP)
+			for c in deaf:
+				c.abort()
+
+
+if __name__ == "__main__":
+	unittest.main(verbosity=2)

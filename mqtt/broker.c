@@ -776,7 +776,7 @@ static void on_closed(struct shard *sh, struct conn *c)
 		return;
 	struct bshard *bs = bsh(sh);
 	struct session *s = mc->s;
-	if (s && mc->announced)
+	if (s && mc->connected) /* presence_post decides whether it is worth a message */
 		presence_post(bs, mc, s->client_id, s->cid_len, false, presence_reason(sh, mc));
 	if (s && s->mc == mc) {
 		s->mc = NULL;

@@ -164,6 +164,17 @@ static json_t *live_json(const struct live *l)
 			 "connectedAt", (json_int_t)(l->since_ms / 1000));
 }
 
+/* See registry/registrar.h. */
+int rg_presence_topic(char *out, size_t cap, bool connected, const char *cid, size_t len)
+{
+	int n = snprintf(out, cap, "$SYS/presence/%s/", connected ? "connected" : "disconnected");
+
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	int m = topic_level(cid, len, out + n, cap - (size_t)n);
+	return m < 0 ? -1 : n + m;
+}
+
 static void publish(struct registrar *g, const struct presence_msg *pm, const struct live *l)
 {
 	char hex[2 * REG_ID_LEN + 1], *topic;
@@ -173,10 +184,7 @@ static void publish(struct registrar *g, const struct presence_msg *pm, const st
 	topic = malloc(cap);
 	if (!topic)
 		return;
-	int n = snprintf(topic, cap, "$SYS/presence/%s/",
-			 pm->connected ? "connected" : "disconnected");
-
-	if (topic_level(pm->client_id, pm->cid_len, topic + n, cap - (size_t)n) < 0) {
+	if (rg_presence_topic(topic, cap, pm->connected, pm->client_id, pm->cid_len) < 0) {
 		free(topic);
 		return;
 	}

@@ -78,6 +78,11 @@ struct presence_msg {
 	char client_id[];               /* cid_len bytes + NUL */
 };
 
+/* The $SYS/presence/connected|disconnected/<client ID> topic of a client's
+ * event in out (the client ID percent-encoded as one level): its length,
+ * or -1 when it does not fit in cap. Any thread. */
+int rg_presence_topic(char *out, size_t cap, bool connected, const char *cid, size_t len);
+
 /* xmsg types posted by the registrar to shards (disjoint from the MQTT
  * layer's own). */
 enum reg_xmsg {

@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """$SYS statistics: every documented topic present, decimal, retained;
 per-shard connection counts add up to the connected clients; counters move
-when clients connect, publish and receive."""
+when clients connect, publish and receive. $SYS/presence events of clients
+without a certificate go to whoever listens, on any shard, including the
+end of a connection that began before anyone listened."""
+
+import json
 
 from vouchtest import *
 
@@ -70,6 +74,37 @@ class SysTest(VouchTest):
 			cs[0].close()
 			w.wait_value(topic, lambda v: v == 1)
 			w.close()
+
+	@vouch_only
+	def test_plain_presence_when_listened(self):
+		# vouchd skips a plain client's presence message when no
+		# subscription anywhere matches its topic: what a listener gets
+		# must not change by that
+		with Broker(extra=["--plain-role", "admin"]) as b:
+			n = b.shards
+			early = b.raw_connect(cid_on_shard("pres-early", 1, n))
+			w = b.raw_connect(cid_on_shard("pres-w", 0, n))
+			w.subscribe([("$SYS/presence/disconnected/" +
+				      cid_on_shard("pres-early", 1, n), 0),
+				     ("$SYS/presence/connected/" +
+				      cid_on_shard("pres-late", 1, n), 0)])
+			time.sleep(0.3)     # the summary reaches every shard
+			early.disconnect()
+			m = w.message(slow(5))
+			self.assertEqual(m.topic, "$SYS/presence/disconnected/" +
+					 cid_on_shard("pres-early", 1, n))
+			self.assertEqual(json.loads(m.payload)["reason"],
+					 "client disconnect")
+			other = b.raw_connect(cid_on_shard("pres-other", 1, n))
+			late = b.raw_connect(cid_on_shard("pres-late", 1, n))
+			m = w.message(slow(5))
+			self.assertEqual(m.topic, "$SYS/presence/connected/" +
+					 cid_on_shard("pres-late", 1, n))
+			self.assertIsNone(json.loads(m.payload)["certificateId"])
+			other.disconnect()
+			late.disconnect()
+			w.expect_nothing(0.5)
+			w.disconnect()
 
 	def test_message_and_byte_counters(self):
 		with Broker(sys_interval=1) as b:

@@ -210,6 +210,7 @@ struct bshard {
 	struct fp_cache *fp;       /* certificate fingerprint cache */
 	struct pol_set *pol_set;   /* policies and attachments (one reference) */
 	struct bind_tab *bind;     /* client IDs homed here bound to certificates (binding.c) */
+	uint32_t presence_unwoken; /* presence messages posted since the last registrar wake */
 };
 
 /* Cross-shard message types (struct xmsg.type). */
@@ -227,6 +228,7 @@ enum bt_kind {
 	BT_SESSION,        /* id/gen = session slot */
 	BT_WILL,           /* id/gen = session slot */
 	BT_SYS,
+	BT_PRESENCE,       /* wake the registrar for the presence messages posted */
 };
 
 #endif

@@ -844,6 +844,9 @@ static void on_timer(struct shard *sh, const struct timer_ent *t)
 		sys_tick(bs);
 		shard_timer(sh, sh->now_ms + (uint64_t)sh->cfg->sys_interval * 1000u, BT_SYS, 0, 0);
 		break;
+	case BT_PRESENCE:
+		presence_wake(bs);
+		break;
 	}
 }
 

@@ -109,6 +109,8 @@ uint8_t provision_request(struct bshard *bs, struct mconn *mc, const struct mqtt
  * presence_reason): the live-client table and $SYS/presence events. */
 void presence_post(struct bshard *bs, struct mconn *mc, const char *cid, size_t len,
 		   bool connected, uint8_t reason);
+/* The BT_PRESENCE timer: wake the registrar for what was posted. */
+void presence_wake(struct bshard *bs);
 /* Why mc's connection ended, from what the broker saw (on_closed). */
 uint8_t presence_reason(const struct shard *sh, const struct mconn *mc);
 

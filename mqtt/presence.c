@@ -15,6 +15,11 @@
 #include "mqtt/topic_tree.h"
 #include "registry/registrar.h"
 
+/* How long a presence message may wait for the registrar, and how many
+ * (of the RG_RING_CAP a ring holds) before it is woken at once. */
+#define PRESENCE_LAG_MS 10
+#define PRESENCE_BATCH 256
+
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -74,12 +79,32 @@ void presence_post(struct bshard *bs, struct mconn *mc, const char *cid, size_t 
 	pm->cid_len = (uint16_t)len;
 	memcpy(pm->client_id, cid, len);
 	pm->client_id[len] = '\0';
-	if (registrar_post_mt(app->registrar, sh->id, RQ_PRESENCE, pm) != 0) {
+	if (registrar_post_lazy_mt(app->registrar, sh->id, RQ_PRESENCE, pm) != 0) {
 		free(pm);
 		atomic_fetch_add_explicit(&sh->stats.presence_dropped, 1, memory_order_relaxed);
 		if (log_limit_ok(&sh->noisy, sh->now_ms, 20, 10000))
 			log_warn("presence event dropped: the registrar's ring is full");
+		presence_wake(bs);
+		return;
 	}
+	/* Not worth a wake each (a thread switch per connect and per close
+	 * when the registrar sleeps): one wake PRESENCE_LAG_MS after the
+	 * first, sooner when many wait. */
+	if (bs->presence_unwoken++ == 0)
+		shard_timer(sh, sh->now_ms + PRESENCE_LAG_MS, BT_PRESENCE, 0, 0);
+	else if (bs->presence_unwoken >= PRESENCE_BATCH)
+		presence_wake(bs);
+}
+
+/* See mqtt/broker.h. */
+void presence_wake(struct bshard *bs)
+{
+	struct vouch_app *app = bs->sh->rt->app;
+
+	if (!bs->presence_unwoken || !app || !app->registrar)
+		return;
+	bs->presence_unwoken = 0; /* a timer still armed finds nothing to do */
+	registrar_wake_mt(app->registrar);
 }
 
 uint8_t presence_reason(const struct shard *sh, const struct mconn *mc)

@@ -887,23 +887,32 @@ void registrar_stop(struct registrar *g)
 }
 
 /* See registry/registrar.h. */
-int registrar_post_mt(struct registrar *g, int shard, uint32_t type, void *p)
+int registrar_post_lazy_mt(struct registrar *g, int shard, uint32_t type, void *p)
 {
 	struct xmsg m = { .type = type, .p = p };
-	int rc;
 
 	if (!g || shard < 0 || shard >= g->n || !p)
 		return -EINVAL;
-	rc = spsc_push_mt(&g->in[shard], &m);
-	if (rc)
-		return rc;
-	if (spsc_should_wake_mt(&g->in[shard])) {
-		uint64_t one = 1;
-		ssize_t w = write(g->efd, &one, sizeof one);
+	return spsc_push_mt(&g->in[shard], &m);
+}
 
-		(void)w;
-	}
-	return 0;
+/* See registry/registrar.h. */
+void registrar_wake_mt(struct registrar *g)
+{
+	uint64_t one = 1;
+	ssize_t w = write(g->efd, &one, sizeof one);
+
+	(void)w;
+}
+
+/* See registry/registrar.h. */
+int registrar_post_mt(struct registrar *g, int shard, uint32_t type, void *p)
+{
+	int rc = registrar_post_lazy_mt(g, shard, type, p);
+
+	if (rc == 0 && spsc_should_wake_mt(&g->in[shard]))
+		registrar_wake_mt(g);
+	return rc;
 }
 
 /* See registry/registrar.h. */

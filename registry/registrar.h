@@ -133,6 +133,10 @@ void registrar_stop(struct registrar *g);
  * registrar frees. Never blocks; -EAGAIN when the ring is full (p stays
  * the caller's). Any shard thread, each on its own ring. */
 int registrar_post_mt(struct registrar *g, int shard, uint32_t type, void *p);
+/* The same without waking the registrar, for requests that may wait: the
+ * caller calls registrar_wake_mt soon after (one wake for many). */
+int registrar_post_lazy_mt(struct registrar *g, int shard, uint32_t type, void *p);
+void registrar_wake_mt(struct registrar *g);
 
 /* From shard `shard`: queue a signup. Never blocks; -EAGAIN when the ring
  * is full (the shard answers "over the limit"). Any shard thread, each on

@@ -57,7 +57,7 @@ static const struct shard_metric {
 	SM("vouch_connections_direct", "gauge", direct,
 	   "Open connections on io_uring direct descriptors (not counted against the open-files limit), by shard."),
 	SM("vouch_xshard_backlog", "gauge", backlog,
-	   "Messages waiting for a full ring to another shard, by shard (flow control pauses publishers past 65536)."),
+	   "Messages waiting for a full ring to another shard, by shard (flow control pauses publishers past --max-shard-backlog)."),
 	SM("vouch_flow_paused_total", "counter", flow_paused,
 	   "Times a connection's input was paused until the shard's cross-shard backlog drained, by shard."),
 	SM("vouch_connections_refused_total", "counter", refused,

@@ -141,6 +141,7 @@ struct mconn {
 	uint8_t ca_id[32];
 	char *bound_id;            /* the certificate's bound client ID, or NULL */
 	char *cert_cn;             /* the certificate's CN, or NULL */
+	struct ackq *acks;         /* PUBACK/PUBREC waiting for other shards (puback.c) */
 };
 
 enum id_state {
@@ -211,15 +212,24 @@ struct bshard {
 	struct pol_set *pol_set;   /* policies and attachments (one reference) */
 	struct bind_tab *bind;     /* client IDs homed here bound to certificates (binding.c) */
 	uint32_t presence_unwoken; /* presence messages posted since the last registrar wake */
+	/* acknowledgements after routing (puback.c) */
+	struct cref_fifo *confirm_to; /* per shard: connections whose ROUTEs await its confirmation */
+	uint64_t *owed;            /* per shard: its ROUTEs delivered here, not yet confirmed */
+	uint64_t owed_mask;        /* shards with owed[] > 0 */
 };
 
 /* Cross-shard message types (struct xmsg.type). */
 enum bx_type {
-	BX_ROUTE = 1,      /* p = vmsg (one ref); a = 1 if normal subscribers; b, c = shared group keys */
+	BX_ROUTE = 1,      /* p = vmsg (one ref); a = ROUTE_* flags | from shard << 8; b, c = shared group keys */
 	BX_SUMMARY,        /* p = malloc'd NUL-terminated filter; a = from shard; b = weight (0 = remove) */
 	BX_RETAIN,         /* p = vmsg (one ref) to retain; empty payload deletes */
 	BX_HANDOFF,        /* p = struct conn_xfer * */
+	BX_CONFIRM,        /* a = from shard; c = ROUTE_CONFIRM ROUTEs it has delivered (puback.c) */
 };
+
+/* BX_ROUTE flags (xmsg.a, low byte) */
+#define ROUTE_NORMAL  1u   /* for the shard's normal (not shared) subscribers */
+#define ROUTE_CONFIRM 2u   /* the publisher's acknowledgement waits for this shard */
 
 /* Timer kinds (core uses 0). */
 enum bt_kind {

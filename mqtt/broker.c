@@ -382,10 +382,11 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 		return;
 	}
 	uint8_t ack = pp->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+	uint64_t wait = 0;
 	if (pp->qos == 2) {
 		if (qos2_find(s, pp->packet_id) >= 0) {
 			/* a resend of one we have: acknowledge, never deliver twice */
-			send_ack(sh, mc, MQTT_PUBREC, pp->packet_id, 0, NULL);
+			puback_send(bs, mc, MQTT_PUBREC, pp->packet_id, 0, NULL, 0);
 			return;
 		}
 		/* [MQTT-3.3.4-7] receive maximum */
@@ -397,8 +398,8 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 	if (mc->version == MQTT_V5 && MQTT_HAS(&pp->props, MQTT_PROP_PAYLOAD_FORMAT) &&
 	    pp->props.payload_format == 1 && !mqtt_utf8_valid(pp->payload, pp->payload_len)) {
 		if (pp->qos)
-			send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID,
-				 "payload is not UTF-8");
+			puback_send(bs, mc, ack, pp->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID,
+				    "payload is not UTF-8", 0);
 		return;
 	}
 	/* Authorization (mqtt/policy.c). v5: PUBACK/PUBREC 0x87. v3.1.1 has
@@ -407,17 +408,17 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 	bool allowed = policy_may_publish(mc, topic, tlen);
 	if (!allowed && (mc->version == MQTT_V5 || pp->qos == 0)) {
 		if (pp->qos)
-			send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_NOT_AUTHORIZED,
-				 is_sys_topic(topic, tlen) ? "$SYS topics are the broker's"
-							   : "not authorized by policy");
+			puback_send(bs, mc, ack, pp->packet_id, MQTT_RC_NOT_AUTHORIZED,
+				    is_sys_topic(topic, tlen) ? "$SYS topics are the broker's"
+							      : "not authorized by policy", 0);
 		return;
 	}
 	if (allowed && provision_is_topic(topic, tlen)) {    /* mqtt/provision.c */
 		uint8_t prc = provision_request(bs, mc, pp);
 
 		if (pp->qos)
-			send_ack(sh, mc, ack, pp->packet_id, mc->version == MQTT_V5 ? prc : 0,
-				 prc ? "provisioning request refused" : NULL);
+			puback_send(bs, mc, ack, pp->packet_id, mc->version == MQTT_V5 ? prc : 0,
+				    prc ? "provisioning request refused" : NULL, 0);
 		return;
 	}
 	if (allowed) {
@@ -426,14 +427,16 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 					  sh->now_ms);
 		if (!m) {
 			if (pp->qos)
-				send_ack(sh, mc, ack, pp->packet_id, MQTT_RC_UNSPECIFIED, "out of memory");
+				puback_send(bs, mc, ack, pp->packet_id, MQTT_RC_UNSPECIFIED,
+					    "out of memory", 0);
 			return;
 		}
-		route_publish(bs, m);
+		/* QoS 1/2: acknowledged once the other shards have it (puback.c) */
+		wait = route_publish(bs, m, pp->qos ? mc->c : NULL);
 		vmsg_unref_mt(m);
 	}
 	if (pp->qos == 1) {
-		send_ack(sh, mc, MQTT_PUBACK, pp->packet_id, 0, NULL);
+		puback_send(bs, mc, MQTT_PUBACK, pp->packet_id, 0, NULL, wait);
 	} else if (pp->qos == 2) {
 		if (s->n_qos2_in == s->cap_qos2_in) {
 			uint32_t nc = s->cap_qos2_in ? s->cap_qos2_in * 2 : 8;
@@ -446,7 +449,7 @@ static void handle_publish(struct shard *sh, struct mconn *mc, const struct mqtt
 			s->cap_qos2_in = nc;
 		}
 		s->qos2_in[s->n_qos2_in++] = pp->packet_id;
-		send_ack(sh, mc, MQTT_PUBREC, pp->packet_id, 0, NULL);
+		puback_send(bs, mc, MQTT_PUBREC, pp->packet_id, 0, NULL, wait);
 	}
 }
 
@@ -713,6 +716,11 @@ static uint32_t on_input(struct shard *sh, struct conn *c, const uint8_t *p, uin
 			conn_wait_backlog(sh, c);
 			return used;
 		}
+		if (pkt.type == MQTT_PUBLISH && puback_full(sh, mc)) {
+			/* a window of unacknowledged messages (puback.c) */
+			puback_wait(sh, mc);
+			return used;
+		}
 		if (!handle_packet(sh, mc, &pkt))
 			return used;
 		used += (uint32_t)r;
@@ -758,6 +766,7 @@ static void mconn_free(struct mconn *mc)
 	free(mc->alias_in_len);
 	free(mc->bound_id);
 	free(mc->cert_cn);
+	puback_free(mc);
 	if (mc->alias_out.key_of) {
 		uint32_t it = 0;
 		void *v;
@@ -866,12 +875,17 @@ static void on_xmsg(struct shard *sh, const struct xmsg *m)
 		identity_on_xmsg(bsh(sh), m);
 		return;
 	}
+	if (m->type == BX_CONFIRM) {
+		puback_on_confirm(bsh(sh), (int)m->a, m->c);
+		return;
+	}
 	route_on_xmsg(bsh(sh), m);
 }
 
 static void on_turn_end(struct shard *sh)
 {
 	sessions_pump_listed(bsh(sh));
+	puback_turn_end(bsh(sh));
 }
 
 static void on_start(struct shard *sh)
@@ -884,7 +898,8 @@ static void on_start(struct shard *sh)
 	bs->summary = tt_new();
 	bs->retained = rt_new();
 	bs->fp = calloc(1, sizeof *bs->fp);
-	if (!bs->local || !bs->summary || !bs->retained || !bs->fp || fp_init(bs->fp, 1024) != 0)
+	if (!bs->local || !bs->summary || !bs->retained || !bs->fp || fp_init(bs->fp, 1024) != 0 ||
+	    puback_shard_start(bs) != 0)
 		abort();
 	sh->upper = bs;
 	identity_shard_start(bs);
@@ -928,6 +943,7 @@ static void on_stop(struct shard *sh)
 	free(bs->shares);
 	free(bs->agg);
 	free(bs->route_keys);
+	puback_shard_stop(bs);
 	fp_free(bs->fp);
 	free(bs->fp);
 	policy_shard_stop(bs);

@@ -59,10 +59,36 @@ void session_publish_will(struct bshard *bs, struct session *s);
 void sessions_pump_listed(struct bshard *bs);
 void dring_free(struct dring *r);
 
+/* ---- puback.c: QoS 1/2 acknowledgements after routing ---- */
+int puback_shard_start(struct bshard *bs);
+void puback_shard_stop(struct bshard *bs);
+/* Note that a ROUTE for c's message goes to shard `to` asking for
+ * confirmation; false (out of memory): do not ask. */
+bool puback_ask(struct bshard *bs, int to, const struct conn *c);
+/* The ROUTE just asked for could not be posted after all. */
+void puback_unask(struct bshard *bs, int to);
+/* A ROUTE_CONFIRM ROUTE from shard `origin` has been delivered here. */
+void puback_owe(struct bshard *bs, int origin);
+/* Posts the confirmations owed (once a turn). */
+void puback_turn_end(struct bshard *bs);
+/* BX_CONFIRM: shard `from` delivered `count` more of the ROUTEs asked. */
+void puback_on_confirm(struct bshard *bs, int from, uint64_t count);
+/* Sends a PUBACK/PUBREC in its turn: once the shards in `wait` have
+ * confirmed and every earlier acknowledgement of mc has been sent. */
+void puback_send(struct bshard *bs, struct mconn *mc, uint8_t type, uint16_t pid, uint8_t reason,
+		 const char *why, uint64_t wait);
+/* --receive-maximum acknowledgements wait: read no more PUBLISHes ... */
+bool puback_full(const struct shard *sh, const struct mconn *mc);
+/* ... pause mc's input until half of them have been sent. */
+void puback_wait(struct shard *sh, struct mconn *mc);
+void puback_free(struct mconn *mc);
+
 /* ---- route.c ---- */
 /* Publish a message broker-wide (retain bookkeeping, summary match,
- * local delivery and posts to other shards). Takes no reference of m. */
-void route_publish(struct bshard *bs, struct vmsg *m);
+ * local delivery and posts to other shards). Takes no reference of m.
+ * With a publisher connection, the other shards are asked to confirm
+ * delivery (puback.c); returns the mask of those that will. */
+uint64_t route_publish(struct bshard *bs, struct vmsg *m, const struct conn *publisher);
 /* Subscription bookkeeping: local tree + summary broadcast. Returns the
  * tt flags or -errno. */
 int route_subscribe(struct bshard *bs, struct session *s, const char *filter, uint16_t len,

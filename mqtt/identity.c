@@ -295,7 +295,7 @@ void identity_on_xmsg(struct bshard *bs, const struct xmsg *m)
 		struct vmsg *v = vmsg_new((const uint8_t *)ev->topic, ev->topic_len, ev->corr_len ? &pr : NULL,
 					  (const uint8_t *)ev->json, ev->len, 0, false, 0, sh->now_ms);
 		if (v) {
-			route_publish(bs, v);
+			route_publish(bs, v, NULL);
 			vmsg_unref_mt(v);
 		}
 		free(ev);

@@ -333,10 +333,11 @@ static void retain_apply(struct bshard *bs, struct vmsg *m)
 		vmsg_unref_mt(old);
 }
 
-void route_publish(struct bshard *bs, struct vmsg *m)
+uint64_t route_publish(struct bshard *bs, struct vmsg *m, const struct conn *publisher)
 {
 	struct shard *sh = bs->sh;
 	int n = sh->rt->n;
+	uint64_t confirm = 0;
 	if (m->retain) {
 		/* [MQTT-3.3.1-5..7] every replica gets the new retained state */
 		for (int to = 0; to < n; to++) {
@@ -367,18 +368,28 @@ void route_publish(struct bshard *bs, struct vmsg *m)
 			deliver_local(bs, m, normal, keys, nk);
 			continue;
 		}
-		/* one ROUTE per two group keys; the first carries `normal` */
+		/* one ROUTE per two group keys; the first carries `normal`,
+		 * the last asks for the confirmation (puback.c) */
 		uint32_t k = 0;
 		do {
-			struct xmsg x = { .type = BX_ROUTE, .a = normal ? 1 : 0, .p = m,
+			uint32_t flags = normal ? ROUTE_NORMAL : 0;
+			bool ask = publisher && k + 2 >= nk && puback_ask(bs, to, publisher);
+			struct xmsg x = { .type = BX_ROUTE, .p = m,
+					  .a = flags | (ask ? ROUTE_CONFIRM : 0) | (uint32_t)sh->id << 8,
 					  .b = k < nk ? keys[k] : 0, .c = k + 1 < nk ? keys[k + 1] : 0 };
 			vmsg_ref_mt(m);
-			if (shard_post(sh, to, &x) != 0)
+			if (shard_post(sh, to, &x) != 0) {
 				vmsg_unref_mt(m);
+				if (ask)
+					puback_unask(bs, to);
+			} else if (ask) {
+				confirm |= 1ull << to;
+			}
 			normal = false;
 			k += 2;
 		} while (k < nk);
 	}
+	return confirm;
 }
 
 /* ---- retained messages for a new subscription ---- */
@@ -438,8 +449,10 @@ void route_on_xmsg(struct bshard *bs, const struct xmsg *x)
 			keys[nk++] = x->b;
 		if (x->c)
 			keys[nk++] = x->c;
-		deliver_local(bs, m, x->a & 1, keys, nk);
+		deliver_local(bs, m, x->a & ROUTE_NORMAL, keys, nk);
 		vmsg_unref_mt(m);
+		if (x->a & ROUTE_CONFIRM)
+			puback_owe(bs, (int)(x->a >> 8));
 		break;
 	}
 	case BX_SUMMARY: {

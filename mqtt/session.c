@@ -402,7 +402,7 @@ void session_publish_will(struct bshard *bs, struct session *s)
 		return;
 	/* a will is the session's publish: the same policy applies */
 	if (pol_may_publish(&s->pol, (const char *)vmsg_topic(w), w->topic_len))
-		route_publish(bs, w);
+		route_publish(bs, w, NULL);
 	vmsg_unref_mt(w);
 }
 

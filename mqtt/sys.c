@@ -17,7 +17,7 @@ static void sys_publish(struct bshard *bs, const char *topic, uint64_t value)
 				  (const uint8_t *)payload, (uint32_t)n, 0, true, 0, bs->sh->now_ms);
 	if (!m)
 		return;
-	route_publish(bs, m);
+	route_publish(bs, m, NULL);
 	vmsg_unref_mt(m);
 }
 

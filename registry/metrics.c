@@ -59,7 +59,7 @@ static const struct shard_metric {
 	SM("vouch_xshard_backlog", "gauge", backlog,
 	   "Messages waiting for a full ring to another shard, by shard (flow control pauses publishers past --max-shard-backlog)."),
 	SM("vouch_flow_paused_total", "counter", flow_paused,
-	   "Times a connection's input was paused until the shard's cross-shard backlog drained, by shard."),
+	   "Times a connection's input was paused until the shard's cross-shard backlog drained or (3.1.1) its unacknowledged messages came under --receive-maximum, by shard."),
 	SM("vouch_connections_refused_total", "counter", refused,
 	   "Connections refused at accept (max-connections or shutting down), by shard."),
 	SM("vouch_messages_received_total", "counter", msgs_in, "PUBLISH packets received from clients, by shard."),

@@ -7,6 +7,10 @@ vouchd with 2 shards, publishers on shard 0 and subscribers on shard 1.
   publisher's shard holds back (vouch_flow_paused_total rises) and its
   backlog never grows past the bound, and still every message PUBACKed
   to the publisher reaches the subscriber, once, in order.
+- PUBACKs wait for the subscriber's shard (mqtt/puback.c) and still come
+  in the order of the PUBLISHes, whatever each message's destinations;
+  a 3.1.1 publisher (no Receive Maximum of its own) pauses at
+  --receive-maximum unacknowledged messages.
 - QoS 0 fan-out to 120 subscribers that never read: the publisher is held
   back by TCP rather than the broker's heap (the backlog stays bounded),
   a client of the same shard is answered meanwhile, and once the flood is
@@ -108,6 +112,59 @@ class FlowTest(unittest.TestCase):
 			# at most one message per paused PUBLISH beyond the bound
 			self.assertLessEqual(peak, BACKLOG + 8)
 			self.assertEqual(shard_metric(m, "vouch_xshard_backlog", 0), 0)
+
+	def test_qos1_acknowledged_in_order_after_other_shards(self):
+		N = 3000
+		WINDOW = 4
+		with flow_broker(["--receive-maximum", str(WINDOW),
+				  "--max-queued-messages", str(N)]) as b:
+			remote = RawClient(b.port, 4, timeout=slow(30))
+			remote.connect(cid_on_shard("ack-remote", 1, 2))
+			remote.subscribe("ack/remote", qos=1)
+			local = RawClient(b.port, 4, timeout=slow(30))
+			local.connect(cid_on_shard("ack-local", 0, 2))
+			local.subscribe("ack/local", qos=1)
+			pub = RawClient(b.port, 4, timeout=slow(30))
+			pub.connect(cid_on_shard("ack-pub", 0, 2))
+			# other shard, this shard, nobody, a 3.1.1 publish to
+			# $SYS (acknowledged, not delivered)
+			topics = ["ack/remote", "ack/local", "ack/nobody",
+				  "ack/remote", "$SYS/not-yours"]
+			blob = b"".join(enc_publish(topics[i % 5], b"%08d" % i, 1,
+						    pid=i + 1, version=4)
+					for i in range(N))
+			sender = threading.Thread(target=pub.send, args=(blob,),
+						  daemon=True)
+			acks = []
+
+			def count_acks():
+				while len(acks) < N:
+					acks.append(pub.expect(PUBACK).pid)
+			acker = threading.Thread(target=count_acks, daemon=True)
+			sender.start()
+			acker.start()
+			want_remote = [i for i in range(N) if topics[i % 5] == "ack/remote"]
+			want_local = [i for i in range(N) if topics[i % 5] == "ack/local"]
+			got_remote = [int(remote.expect(PUBLISH).payload)
+				      for _ in want_remote]
+			got_local = [int(local.expect(PUBLISH).payload)
+				     for _ in want_local]
+			sender.join(slow(30))
+			acker.join(slow(30))
+			m = scrape_metrics(b.admin)
+			sys.stderr.write("\n  acks: %d in order of %d, %d pauses\n" % (
+				sum(1 for i, p in enumerate(acks) if p == i + 1), N,
+				shard_metric(m, "vouch_flow_paused_total", 0)))
+			self.assertEqual(acks, list(range(1, N + 1)))
+			self.assertEqual(got_remote, want_remote)
+			self.assertEqual(got_local, want_local)
+			# the window, not the backlog, held the publisher back
+			self.assertGreater(shard_metric(
+				m, "vouch_flow_paused_total", 0), 0)
+			self.assertEqual(shard_metric(m, "vouch_xshard_backlog", 0), 0)
+			remote.expect_nothing(0.2)
+			pub.send(enc_pingreq())
+			pub.expect(PINGRESP)
 
 	def test_qos0_flood_held_back_not_buffered(self):
 		N = 100000

@@ -166,6 +166,39 @@ class FlowTest(unittest.TestCase):
 			pub.send(enc_pingreq())
 			pub.expect(PINGRESP)
 
+	def test_qos2_pubrecs_in_order_across_shards(self):
+		"""MQTT 5 publisher inside its window of 4: PUBRECs wait for
+		the other shard and keep the order; QoS 2 exactly once."""
+		ROUNDS, WINDOW = 100, 4
+		with flow_broker(["--receive-maximum", str(WINDOW)]) as b:
+			remote = RawClient(b.port, 5, timeout=slow(30))
+			remote.connect(cid_on_shard("q2-remote", 1, 2))
+			remote.subscribe("q2/remote", qos=2)
+			local = RawClient(b.port, 5, timeout=slow(30))
+			local.connect(cid_on_shard("q2-local", 0, 2))
+			local.subscribe("q2/local", qos=2)
+			pub = RawClient(b.port, 5, timeout=slow(30))
+			ca = pub.connect(cid_on_shard("q2-pub", 0, 2))
+			self.assertEqual(ca.props.get(P_RECEIVE_MAXIMUM), WINDOW)
+			topics = ["q2/remote", "q2/local", "q2/remote", "q2/nobody"]
+			got_remote, got_local = [], []
+			for r in range(ROUNDS):
+				pids = [r * WINDOW + i + 1 for i in range(WINDOW)]
+				pub.send(b"".join(enc_publish(topics[i], b"%06d" % p, 2,
+							      pid=p, version=5)
+						  for i, p in enumerate(pids)))
+				self.assertEqual([pub.expect(PUBREC).pid for _ in pids], pids)
+				pub.send(b"".join(enc_ack(PUBREL, p, version=5) for p in pids))
+				self.assertEqual([pub.expect(PUBCOMP).pid for _ in pids], pids)
+				got_remote += [int(remote.expect(PUBLISH).payload) for _ in range(2)]
+				got_local.append(int(local.expect(PUBLISH).payload))
+			want = lambda t: [r * WINDOW + i + 1 for r in range(ROUNDS)
+					  for i in range(WINDOW) if topics[i] == t]
+			self.assertEqual(got_remote, want("q2/remote"))
+			self.assertEqual(got_local, want("q2/local"))
+			remote.expect_nothing(0.2)
+			local.expect_nothing(0.1)
+
 	def test_qos0_flood_held_back_not_buffered(self):
 		N = 100000
 		with flow_broker(["--max-queued-messages", "50"]) as b:

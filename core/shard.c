@@ -174,7 +174,12 @@ static void drain_rings(struct shard *sh)
 {
 	struct broker_rt *rt = sh->rt;
 	struct xmsg m;
-	for (int from = 0; from <= rt->n; from++) {
+	/* The outside ring (the registrar's) first: what it posted before
+	 * answering an admin request (an unbinding, a revocation) must be in
+	 * force for a connection another shard hands over in the same turn,
+	 * which the requester may have opened after the answer. */
+	for (int i = 0; i <= rt->n; i++) {
+		int from = i == 0 ? rt->n : i - 1;
 		struct spsc *q = ring_to(rt, sh->id, from);
 		spsc_arm_mt(q);
 		/* Bounded per turn so a flooding peer cannot starve our clients;

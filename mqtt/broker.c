@@ -754,6 +754,11 @@ static void on_open(struct shard *sh, struct conn *c)
 		    c->slot, c->gen);
 }
 
+/* every connection has both: keep them in the size classes they were
+ * laid out for (broker-t.h) */
+_Static_assert(sizeof(struct session) <= 256, "struct session grew past 256 bytes");
+_Static_assert(sizeof(struct mconn) <= 192, "struct mconn grew past 192 bytes");
+
 static void alias_free(void *v) { free(v); }
 
 static void mconn_free(struct mconn *mc)

@@ -51,17 +51,23 @@ struct pol_vars {
 	const char *clientid, *cn, *serial, *ou, *certid;
 };
 
-/* A session's authorization state (struct session.pol). */
+/* The certificate a session connected with (mutual TLS only). */
+struct pol_cert {
+	uint8_t cert_id[32];
+	uint8_t ca_id[32];
+	bool attrs;                    /* serial and ou read from the registry */
+	char *cn, *serial, *ou;        /* NULL when absent / not read yet */
+};
+
+/* A session's authorization state (struct session.pol). The certificate's
+ * part is allocated only for a client that has one: most of a fleet's
+ * sessions may be plain, and this is in every session. */
 struct pol_conn {
 	struct pol_compiled *c;        /* NULL: no effective policy (all allowed
 					* but the admin-only topics and $SYS publishes) */
 	uint64_t rev;                  /* revision of the compiled document, 0 = none */
+	struct pol_cert *cert;         /* NULL: no client certificate */
 	bool admin;                    /* may subscribe to the admin-only topics */
-	bool has_cert;
-	bool attrs;                    /* serial and ou read from the registry */
-	uint8_t cert_id[32];
-	uint8_t ca_id[32];
-	char *cn, *serial, *ou;        /* NULL when absent / not read yet */
 };
 
 #endif

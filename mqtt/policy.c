@@ -381,9 +381,12 @@ int pol_sub_decide(const struct pol_conn *pc, const char *f, size_t len)
 void pol_conn_clear(struct pol_conn *pc)
 {
 	pol_compiled_free(pc->c);
-	free(pc->cn);
-	free(pc->serial);
-	free(pc->ou);
+	if (pc->cert) {
+		free(pc->cert->cn);
+		free(pc->cert->serial);
+		free(pc->cert->ou);
+		free(pc->cert);
+	}
 	memset(pc, 0, sizeof *pc);
 }
 
@@ -409,7 +412,7 @@ void policy_shard_stop(struct bshard *bs)
 
 /* The certificate's serial (hex) and OU, read once from the registry and
  * only for a policy that uses them: the connect path reads no registry. */
-static void load_attrs(struct bshard *bs, struct pol_conn *pc)
+static void load_attrs(struct bshard *bs, struct pol_cert *pc)
 {
 	struct vouch_app *app = app_of(bs);
 	struct reg_device d;
@@ -428,21 +431,22 @@ static void load_attrs(struct bshard *bs, struct pol_conn *pc)
 static void recompile(struct bshard *bs, struct session *s)
 {
 	struct pol_conn *pc = &s->pol;
-	struct pol_doc *d = pc->has_cert ? pol_set_effective_mt(bs->pol_set, pc->cert_id, pc->ca_id, NULL)
-					 : NULL;
+	struct pol_cert *pcc = pc->cert;
+	struct pol_doc *d = pcc ? pol_set_effective_mt(bs->pol_set, pcc->cert_id, pcc->ca_id, NULL)
+				: NULL;
 	char certid[65];
 
 	pol_compiled_free(pc->c);
 	pc->c = NULL;
 	pc->rev = 0;
-	pc->admin = !pc->has_cert && bs->sh->cfg->plain_role_admin;
+	pc->admin = !pcc && bs->sh->cfg->plain_role_admin;
 	if (!d)
 		return;
-	if ((d->vars & (POL_V_SERIAL | POL_V_OU)) && !pc->attrs)
-		load_attrs(bs, pc);
-	tls_hex(pc->cert_id, sizeof pc->cert_id, certid);
-	struct pol_vars v = { .clientid = s->client_id, .cn = pc->cn, .serial = pc->serial,
-			      .ou = pc->ou, .certid = certid };
+	if ((d->vars & (POL_V_SERIAL | POL_V_OU)) && !pcc->attrs)
+		load_attrs(bs, pcc);
+	tls_hex(pcc->cert_id, sizeof pcc->cert_id, certid);
+	struct pol_vars v = { .clientid = s->client_id, .cn = pcc->cn, .serial = pcc->serial,
+			      .ou = pcc->ou, .certid = certid };
 
 	if (pol_compile(d, &v, &pc->c) != 0) {
 		pc->c = calloc(1, sizeof *pc->c);      /* no statements: nothing allowed */
@@ -501,11 +505,18 @@ void policy_connect(struct bshard *bs, struct mconn *mc, struct session *s, bool
 	struct pol_conn *pc = &s->pol;
 
 	pol_conn_clear(pc);
-	pc->has_cert = mc->has_cert;
 	if (mc->has_cert) {
-		memcpy(pc->cert_id, mc->cert_id, sizeof pc->cert_id);
-		memcpy(pc->ca_id, mc->ca_id, sizeof pc->ca_id);
-		pc->cn = mc->cert_cn ? strdup(mc->cert_cn) : NULL;
+		pc->cert = calloc(1, sizeof *pc->cert);
+		if (!pc->cert) {
+			/* fails closed, as a policy that cannot be compiled */
+			pc->c = calloc(1, sizeof *pc->c);
+			if (!pc->c)
+				mconn_close(bs->sh, mc, MQTT_RC_UNSPECIFIED, "out of memory for the policy");
+			return;
+		}
+		memcpy(pc->cert->cert_id, mc->cert_id, sizeof pc->cert->cert_id);
+		memcpy(pc->cert->ca_id, mc->ca_id, sizeof pc->cert->ca_id);
+		pc->cert->cn = mc->cert_cn ? strdup(mc->cert_cn) : NULL;
 	}
 	recompile(bs, s);
 	if (present)
@@ -540,9 +551,10 @@ void policy_on_xmsg(struct bshard *bs, const struct xmsg *m)
 	for (uint32_t i = 0; i < bs->n_sess_slots; i++) {
 		struct session *s = bs->sess_slots[i];
 
-		if (!s || !s->pol.has_cert)
+		if (!s || !s->pol.cert)
 			continue;
-		struct pol_doc *d = pol_set_effective_mt(bs->pol_set, s->pol.cert_id, s->pol.ca_id, NULL);
+		struct pol_doc *d = pol_set_effective_mt(bs->pol_set, s->pol.cert->cert_id,
+							 s->pol.cert->ca_id, NULL);
 
 		if ((d ? d->rev : 0) == s->pol.rev)
 			continue;

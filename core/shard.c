@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/fifo.h"
 #include "core/shard.h"
 #include "core/spsc.h"
 
@@ -80,6 +81,15 @@ bool shard_backlogged(const struct shard *sh)
 }
 
 /* See core/shard.h. */
+void conn_pause_flow(struct shard *sh, struct conn *c)
+{
+	if (c->input_paused)
+		return;
+	conn_pause_input(sh, c);
+	atomic_fetch_add_explicit(&sh->stats.flow_paused, 1, memory_order_relaxed);
+}
+
+/* See core/shard.h. */
 void conn_wait_backlog(struct shard *sh, struct conn *c)
 {
 	if (c->input_paused)
@@ -93,8 +103,7 @@ void conn_wait_backlog(struct shard *sh, struct conn *c)
 		sh->flow_cap = nc;
 	}
 	sh->flow_wait[sh->flow_n++] = (struct conn_ref){ c->slot, c->gen };
-	conn_pause_input(sh, c);
-	atomic_fetch_add_explicit(&sh->stats.flow_paused, 1, memory_order_relaxed);
+	conn_pause_flow(sh, c);
 }
 
 /* Once the backlog is down to a quarter of --max-shard-backlog, every
@@ -503,16 +512,11 @@ int conn_deliver_input(struct shard *sh, struct conn *c, const uint8_t *p, uint3
 static int seg_push(struct conn *c, const struct outseg *s)
 {
 	if (c->seg_n == c->seg_cap) {
-		uint32_t nc = c->seg_cap ? c->seg_cap * 2 : 16;
-		struct outseg *ns = malloc(nc * sizeof *ns);
+		struct outseg *ns = fifo_grow(c->segs, &c->seg_cap, &c->seg_head, c->seg_n,
+					      sizeof *ns, 16);
 		if (!ns)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < c->seg_n; i++)
-			ns[i] = c->segs[(c->seg_head + i) % c->seg_cap];
-		free(c->segs);
 		c->segs = ns;
-		c->seg_head = 0;
-		c->seg_cap = nc;
 	}
 	c->segs[(c->seg_head + c->seg_n) % c->seg_cap] = *s;
 	c->seg_n++;

@@ -64,6 +64,9 @@ const char *conn_peer_text(const struct conn *c, char *buf, size_t len);
  * above first, then reads more. */
 void conn_pause_input(struct shard *sh, struct conn *c);
 void conn_resume_input(struct shard *sh, struct conn *c);
+/* conn_pause_input for flow control (a publisher held back), counted in
+ * vouch_flow_paused_total; nothing if c's input is paused already. */
+void conn_pause_flow(struct shard *sh, struct conn *c);
 /* Flow control between shards: true while so many messages wait for full
  * rings to other shards that input producing more should stop. */
 bool shard_backlogged(const struct shard *sh);

@@ -24,11 +24,10 @@
  *    k-th ROUTE that asked it.
  */
 #include <stdlib.h>
-#include <string.h>
 
+#include "core/fifo.h"
 #include "core/log.h"
 #include "mqtt/broker.h"
-#include "mqtt/codec.h"
 
 struct pub_ack {
 	uint64_t wait;             /* shards still to confirm */
@@ -50,23 +49,6 @@ struct cref_fifo {
 	struct cref { uint32_t slot, gen; } *v;
 	uint32_t head, n, cap;
 };
-
-/* A ring buffer of `size`-byte entries twice as large, oldest first again
- * (v is freed), or NULL (v is kept). */
-static void *grow(void *v, uint32_t *cap, uint32_t *head, uint32_t n, size_t size)
-{
-	uint32_t nc = *cap ? *cap * 2 : 16;
-	char *nv = malloc((size_t)nc * size);
-
-	if (!nv)
-		return NULL;
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(nv + i * size, (char *)v + ((*head + i) % *cap) * size, size);
-	free(v);
-	*cap = nc;
-	*head = 0;
-	return nv;
-}
 
 int puback_shard_start(struct bshard *bs)
 {
@@ -94,7 +76,7 @@ bool puback_ask(struct bshard *bs, int to, const struct conn *c)
 	struct cref_fifo *f = &bs->confirm_to[to];
 
 	if (f->n == f->cap) {
-		struct cref *nv = grow(f->v, &f->cap, &f->head, f->n, sizeof *f->v);
+		struct cref *nv = fifo_grow(f->v, &f->cap, &f->head, f->n, sizeof *f->v, 16);
 
 		if (!nv)
 			return false;
@@ -139,7 +121,7 @@ void puback_turn_end(struct bshard *bs)
 static bool ackq_push(struct ackq *q, const struct pub_ack *a)
 {
 	if (q->n == q->cap) {
-		struct pub_ack *nv = grow(q->v, &q->cap, &q->head, q->n, sizeof *q->v);
+		struct pub_ack *nv = fifo_grow(q->v, &q->cap, &q->head, q->n, sizeof *q->v, 16);
 
 		if (!nv)
 			return false;
@@ -209,10 +191,7 @@ bool puback_full(const struct shard *sh, const struct mconn *mc)
 void puback_wait(struct shard *sh, struct mconn *mc)
 {
 	mc->acks->paused = true;
-	if (!mc->c->input_paused) {
-		conn_pause_input(sh, mc->c);
-		atomic_fetch_add_explicit(&sh->stats.flow_paused, 1, memory_order_relaxed);
-	}
+	conn_pause_flow(sh, mc->c);
 }
 
 /* Shard `from` has queued the oldest ROUTE of mc that waited for it. */

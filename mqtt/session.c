@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fifo.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/policy.h"
@@ -99,16 +100,10 @@ struct session *session_by_slot(struct bshard *bs, uint32_t slot, uint32_t gen)
 static int dring_push(struct dring *r, const struct delivery *d)
 {
 	if (r->n == r->cap) {
-		uint32_t nc = r->cap ? r->cap * 2 : 8;
-		struct delivery *nv = malloc(nc * sizeof *nv);
+		struct delivery *nv = fifo_grow(r->v, &r->cap, &r->head, r->n, sizeof *nv, 8);
 		if (!nv)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < r->n; i++)
-			nv[i] = r->v[(r->head + i) % r->cap];
-		free(r->v);
 		r->v = nv;
-		r->head = 0;
-		r->cap = nc;
 	}
 	r->v[(r->head + r->n) % r->cap] = *d;
 	r->n++;

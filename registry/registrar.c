@@ -30,6 +30,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
+#include "core/fifo.h"
 #include "core/log.h"
 #include "core/shard.h"
 #include "core/spsc.h"
@@ -80,17 +81,11 @@ static void free_payload(const struct xmsg *m)
 static int backlog_push(struct rg_backlog *q, const struct xmsg *m)
 {
 	if (q->n == q->cap) {
-		uint32_t cap = q->cap ? q->cap * 2 : 64;
-		struct xmsg *v = malloc((size_t)cap * sizeof *v);
+		struct xmsg *v = fifo_grow(q->v, &q->cap, &q->head, q->n, sizeof *v, 64);
 
 		if (!v)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < q->n; i++)
-			v[i] = q->v[(q->head + i) % q->cap];
-		free(q->v);
 		q->v = v;
-		q->cap = cap;
-		q->head = 0;
 	}
 	q->v[(q->head + q->n) % q->cap] = *m;
 	q->n++;

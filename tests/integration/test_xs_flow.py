@@ -38,6 +38,36 @@ def shard_metric(m, name, shard):
 	return m.get('%s{shard="%d"}' % (name, shard), 0)
 
 
+def flow_client(b, version, prefix, shard, sub=None, qos=1):
+	"""A raw client homed on `shard` of the 2, subscribed to sub."""
+	c = RawClient(b.port, version, timeout=slow(30))
+	c.connect(cid_on_shard(prefix, shard, 2))
+	if sub:
+		c.subscribe(sub, qos=qos)
+	return c
+
+
+class Pipeline:
+	"""pub sends blob in one thread while another collects the packet
+	ids of its n PUBACKs, in the order they come."""
+
+	def __init__(self, pub, blob, n):
+		self.acks = []
+
+		def collect():
+			while len(self.acks) < n:
+				self.acks.append(pub.expect(PUBACK).pid)
+		self.threads = [threading.Thread(target=pub.send, args=(blob,), daemon=True),
+				threading.Thread(target=collect, daemon=True)]
+		for t in self.threads:
+			t.start()
+
+	def join(self):
+		for t in self.threads:
+			t.join(slow(30))
+		return self.acks
+
+
 class BacklogWatch:
 	"""Samples shard 0's backlog gauge while a flood runs."""
 
@@ -72,39 +102,22 @@ class FlowTest(unittest.TestCase):
 	def test_qos1_nothing_lost_while_held_back(self):
 		N = 20000
 		with flow_broker(["--max-queued-messages", str(N)]) as b:
-			sub = RawClient(b.port, 5, timeout=slow(30))
-			sub.connect(cid_on_shard("flow-sub", 1, 2))
-			sub.subscribe("flow/q1", qos=1)
-			pub = RawClient(b.port, 4, timeout=slow(30))
-			pub.connect(cid_on_shard("flow-pub", 0, 2))
+			sub = flow_client(b, 5, "flow-sub", 1, "flow/q1")
+			pub = flow_client(b, 4, "flow-pub", 0)
 			watch = BacklogWatch(b.admin)
-			blob = b"".join(enc_publish("flow/q1", b"%08d" % i, 1,
-						    pid=i % 65535 + 1, version=4)
-					for i in range(N))
-			sender = threading.Thread(target=pub.send, args=(blob,),
-						  daemon=True)
-			sender.start()
-			got = []
-			acks = [0]
-
-			def count_acks():
-				while acks[0] < N:
-					pub.expect(PUBACK)
-					acks[0] += 1
-			acker = threading.Thread(target=count_acks, daemon=True)
-			acker.start()
-			while len(got) < N:
-				p = sub.expect(PUBLISH)
-				got.append(int(p.payload))
-			sender.join(slow(30))
-			acker.join(slow(30))
+			pids = [i % 65535 + 1 for i in range(N)]
+			flow = Pipeline(pub, b"".join(
+				enc_publish("flow/q1", b"%08d" % i, 1, pid=pids[i], version=4)
+				for i in range(N)), N)
+			got = [int(sub.expect(PUBLISH).payload) for _ in range(N)]
+			acks = flow.join()
 			peak = watch.done()
 			m = scrape_metrics(b.admin)
 			sys.stderr.write("\n  qos1: %d delivered, backlog peak %d "
 					 "(%d samples), %d pauses\n" % (
 						 len(got), peak, watch.samples,
 						 shard_metric(m, "vouch_flow_paused_total", 0)))
-			self.assertEqual(acks[0], N)
+			self.assertEqual(acks, pids)
 			self.assertEqual(got, list(range(N)))
 			sub.expect_nothing(0.3)
 			self.assertGreater(shard_metric(
@@ -118,39 +131,23 @@ class FlowTest(unittest.TestCase):
 		WINDOW = 4
 		with flow_broker(["--receive-maximum", str(WINDOW),
 				  "--max-queued-messages", str(N)]) as b:
-			remote = RawClient(b.port, 4, timeout=slow(30))
-			remote.connect(cid_on_shard("ack-remote", 1, 2))
-			remote.subscribe("ack/remote", qos=1)
-			local = RawClient(b.port, 4, timeout=slow(30))
-			local.connect(cid_on_shard("ack-local", 0, 2))
-			local.subscribe("ack/local", qos=1)
-			pub = RawClient(b.port, 4, timeout=slow(30))
-			pub.connect(cid_on_shard("ack-pub", 0, 2))
+			remote = flow_client(b, 4, "ack-remote", 1, "ack/remote")
+			local = flow_client(b, 4, "ack-local", 0, "ack/local")
+			pub = flow_client(b, 4, "ack-pub", 0)
 			# other shard, this shard, nobody, a 3.1.1 publish to
 			# $SYS (acknowledged, not delivered)
 			topics = ["ack/remote", "ack/local", "ack/nobody",
 				  "ack/remote", "$SYS/not-yours"]
-			blob = b"".join(enc_publish(topics[i % 5], b"%08d" % i, 1,
-						    pid=i + 1, version=4)
-					for i in range(N))
-			sender = threading.Thread(target=pub.send, args=(blob,),
-						  daemon=True)
-			acks = []
-
-			def count_acks():
-				while len(acks) < N:
-					acks.append(pub.expect(PUBACK).pid)
-			acker = threading.Thread(target=count_acks, daemon=True)
-			sender.start()
-			acker.start()
+			flow = Pipeline(pub, b"".join(
+				enc_publish(topics[i % 5], b"%08d" % i, 1, pid=i + 1, version=4)
+				for i in range(N)), N)
 			want_remote = [i for i in range(N) if topics[i % 5] == "ack/remote"]
 			want_local = [i for i in range(N) if topics[i % 5] == "ack/local"]
 			got_remote = [int(remote.expect(PUBLISH).payload)
 				      for _ in want_remote]
 			got_local = [int(local.expect(PUBLISH).payload)
 				     for _ in want_local]
-			sender.join(slow(30))
-			acker.join(slow(30))
+			acks = flow.join()
 			m = scrape_metrics(b.admin)
 			sys.stderr.write("\n  acks: %d in order of %d, %d pauses\n" % (
 				sum(1 for i, p in enumerate(acks) if p == i + 1), N,
@@ -171,12 +168,8 @@ class FlowTest(unittest.TestCase):
 		the other shard and keep the order; QoS 2 exactly once."""
 		ROUNDS, WINDOW = 100, 4
 		with flow_broker(["--receive-maximum", str(WINDOW)]) as b:
-			remote = RawClient(b.port, 5, timeout=slow(30))
-			remote.connect(cid_on_shard("q2-remote", 1, 2))
-			remote.subscribe("q2/remote", qos=2)
-			local = RawClient(b.port, 5, timeout=slow(30))
-			local.connect(cid_on_shard("q2-local", 0, 2))
-			local.subscribe("q2/local", qos=2)
+			remote = flow_client(b, 5, "q2-remote", 1, "q2/remote", qos=2)
+			local = flow_client(b, 5, "q2-local", 0, "q2/local", qos=2)
 			pub = RawClient(b.port, 5, timeout=slow(30))
 			ca = pub.connect(cid_on_shard("q2-pub", 0, 2))
 			self.assertEqual(ca.props.get(P_RECEIVE_MAXIMUM), WINDOW)
